@@ -1,0 +1,46 @@
+// What a registered algorithm makes for one Problem: the object a Plan runs.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+
+#include <string>
+
+namespace conv1d::detail {
+
+// Each method serves the problem's dtype only; a Plan never calls the other.
+// forward / backward must be safe to call from several threads at once and
+// must not allocate (thread-local scratch that only grows is allowed).
+class Executor {
+ public:
+  explicit Executor(const Problem& problem) : problem_(problem) {}
+  virtual ~Executor() = default;
+
+  // weight: contiguous (C_out, C_in/groups, K); bias (C_out) or nullptr.
+  // Copies and repacks; called before any execution and whenever the
+  // weights change.
+  virtual void set_weights(const void* weight, const void* bias) = 0;
+
+  virtual void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const;
+  virtual void forward(TensorRef<const double> input, TensorRef<double> output,
+                       int threads) const;
+
+  virtual bool has_backward() const { return false; }
+  virtual void backward_data(TensorRef<const float> grad_output, TensorRef<float> grad_input,
+                             int threads) const;
+  virtual void backward_data(TensorRef<const double> grad_output, TensorRef<double> grad_input,
+                             int threads) const;
+  virtual void backward_weight(TensorRef<const float> input, TensorRef<const float> grad_output,
+                               float* grad_weight, float* grad_bias, int threads) const;
+  virtual void backward_weight(TensorRef<const double> input,
+                               TensorRef<const double> grad_output, double* grad_weight,
+                               double* grad_bias, int threads) const;
+
+  const Problem& problem() const { return problem_; }
+
+ protected:
+  [[noreturn]] void unsupported(std::string_view what) const;
+
+  Problem problem_;
+};
+
+}  // namespace conv1d::detail

@@ -1,0 +1,138 @@
+// Plan: choose an algorithm once, execute many times.
+#include <conv1d/conv1d.hpp>
+
+#include "core/executor.hpp"
+#include "core/strings.hpp"
+#include "core/threads.hpp"
+#include "plan/registry.hpp"
+
+namespace conv1d {
+
+using core::str_cat;
+
+namespace {
+
+const detail::AlgorithmEntry& choose(const Problem& problem, const std::string& name) {
+  if (name.empty() || name == "auto") return detail::select_algorithm(problem);
+  const detail::AlgorithmEntry* entry = detail::find_algorithm(name);
+  if (entry == nullptr) {
+    std::string known;
+    for (const auto& candidate : detail::registry()) {
+      known += str_cat(known.empty() ? "" : ", ", candidate.name);
+    }
+    throw Error(str_cat("unknown algorithm '", name, "'; known: auto, ", known));
+  }
+  if (auto why = entry->why_not(problem)) {
+    throw Error(str_cat("algorithm '", name, "' does not support ", problem.to_string(), ": ",
+                        *why));
+  }
+  return *entry;
+}
+
+template <class T>
+void check_dtype(const Problem& problem) {
+  if (dtype_of<T>() != problem.dtype) {
+    throw Error(str_cat("dtype mismatch: the plan is for ", to_string(problem.dtype),
+                        " but the data is ", to_string(dtype_of<T>())));
+  }
+}
+
+template <class T>
+void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batch,
+                 int64_t channels, int64_t length) {
+  if (tensor.batch != batch || tensor.channels != channels || tensor.length != length) {
+    throw Error(str_cat(name, " has shape (", tensor.batch, ", ", tensor.channels, ", ",
+                        tensor.length, ") but the plan expects (", batch, ", ", channels, ", ",
+                        length, ")"));
+  }
+  if (tensor.data == nullptr && batch * channels * length > 0) {
+    throw Error(str_cat(name, " has no data"));
+  }
+}
+
+}  // namespace
+
+Plan::Plan(const Problem& problem, const PlanOptions& options)
+    : problem_(problem), options_(options) {
+  problem_.validate();
+  if (options_.threads < 0) {
+    throw Error(str_cat("threads must be non-negative (0 = all), got threads=", options_.threads));
+  }
+  options_.threads = core::resolve_threads(options_.threads);
+  isa_ = active_isa();
+  const detail::AlgorithmEntry& entry = choose(problem_, options_.algorithm);
+  options_.algorithm = std::string(entry.name);
+  executor_ = entry.create(problem_);
+  if (!executor_->has_backward()) {
+    reference_ = detail::find_algorithm("reference")->create(problem_);
+  }
+}
+
+Plan::~Plan() = default;
+Plan::Plan(Plan&&) noexcept = default;
+Plan& Plan::operator=(Plan&&) noexcept = default;
+
+std::string_view Plan::algorithm() const { return options_.algorithm; }
+
+template <class T>
+void Plan::set_weights(const T* weight, const T* bias) {
+  check_dtype<T>(problem_);
+  if (weight == nullptr) throw Error("set_weights: weight is null");
+  if (problem_.has_bias && bias == nullptr) {
+    throw Error("set_weights: the problem has a bias but bias is null");
+  }
+  if (!problem_.has_bias && bias != nullptr) {
+    throw Error("set_weights: the problem has no bias but a bias was given");
+  }
+  executor_->set_weights(weight, bias);
+  if (reference_) reference_->set_weights(weight, bias);
+  weights_set_ = true;
+}
+
+template <class T>
+void Plan::forward(TensorRef<const T> input, TensorRef<T> output) const {
+  check_dtype<T>(problem_);
+  if (!weights_set_) throw Error("forward: set_weights was not called on this plan");
+  check_shape(input, "input", problem_.batch, problem_.in_channels, problem_.length);
+  check_shape(output, "output", problem_.batch, problem_.out_channels, problem_.out_length());
+  if (problem_.batch == 0) return;
+  executor_->forward(input, output, options_.threads);
+}
+
+template <class T>
+void Plan::backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input) const {
+  check_dtype<T>(problem_);
+  if (!weights_set_) throw Error("backward_data: set_weights was not called on this plan");
+  check_shape(grad_output, "grad_output", problem_.batch, problem_.out_channels,
+              problem_.out_length());
+  check_shape(grad_input, "grad_input", problem_.batch, problem_.in_channels, problem_.length);
+  if (problem_.batch == 0) return;
+  (reference_ ? reference_ : executor_)->backward_data(grad_output, grad_input, options_.threads);
+}
+
+template <class T>
+void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_output,
+                           T* grad_weight, T* grad_bias) const {
+  check_dtype<T>(problem_);
+  check_shape(input, "input", problem_.batch, problem_.in_channels, problem_.length);
+  check_shape(grad_output, "grad_output", problem_.batch, problem_.out_channels,
+              problem_.out_length());
+  if (grad_weight == nullptr) throw Error("backward_weight: grad_weight is null");
+  if (problem_.has_bias != (grad_bias != nullptr)) {
+    throw Error(problem_.has_bias ? "backward_weight: the problem has a bias but grad_bias is null"
+                                  : "backward_weight: the problem has no bias but grad_bias was given");
+  }
+  (reference_ ? reference_ : executor_)
+      ->backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
+}
+
+#define CONV1D_INSTANTIATE(T)                                                                  \
+  template void Plan::set_weights<T>(const T*, const T*);                                      \
+  template void Plan::forward<T>(TensorRef<const T>, TensorRef<T>) const;                      \
+  template void Plan::backward_data<T>(TensorRef<const T>, TensorRef<T>) const;                \
+  template void Plan::backward_weight<T>(TensorRef<const T>, TensorRef<const T>, T*, T*) const;
+CONV1D_INSTANTIATE(float)
+CONV1D_INSTANTIATE(double)
+#undef CONV1D_INSTANTIATE
+
+}  // namespace conv1d

@@ -1,0 +1,42 @@
+// The algorithm registry, expanded from algorithms.inc.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/executor.hpp"
+
+namespace conv1d::algorithms {
+
+#define CONV1D_ALGORITHM(NAME)                                   \
+  namespace NAME {                                               \
+  std::optional<std::string> why_not(const Problem& problem);    \
+  double estimated_seconds(const Problem& problem);              \
+  std::unique_ptr<detail::Executor> create(const Problem& problem); \
+  }
+#include "plan/algorithms.inc"
+#undef CONV1D_ALGORITHM
+
+}  // namespace conv1d::algorithms
+
+namespace conv1d::detail {
+
+struct AlgorithmEntry {
+  std::string_view name;
+  std::optional<std::string> (*why_not)(const Problem&);
+  double (*estimated_seconds)(const Problem&);
+  std::unique_ptr<Executor> (*create)(const Problem&);
+};
+
+std::span<const AlgorithmEntry> registry();
+// nullptr when no algorithm has that name.
+const AlgorithmEntry* find_algorithm(std::string_view name);
+// The supported algorithm with the lowest estimated cost.
+const AlgorithmEntry& select_algorithm(const Problem& problem);
+
+}  // namespace conv1d::detail
