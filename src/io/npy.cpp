@@ -16,7 +16,6 @@
 #include <conv1d/npy.hpp>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <random>
 #include <string>
 #include <string_view>
@@ -175,7 +174,8 @@ class HeaderParser {
       size_t body = pos_;
       while (!at_end() && peek() != c) {
         // Valid descrs never need escapes; refusing them keeps this simple.
-        if (peek() == '\\' || peek() == '\n') fail("a simple string without escapes");
+        if (peek() == '\n') fail("a closing quote");
+        if (peek() == '\\') fail("a simple string without escapes");
         ++pos_;
       }
       if (at_end()) fail("a closing quote");

@@ -1,0 +1,186 @@
+// Every registered algorithm x every SIMD target this CPU runs x a generated
+// sweep of problems, against the reference. Inputs are small integers, so
+// every algorithm must match the reference bit for bit.
+#include <conv1d/conv1d.hpp>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "conv_testing.hpp"
+
+namespace conv1d {
+namespace {
+
+using testing::count_mismatches;
+using testing::Workload;
+
+// Lengths just around the tile widths a kernel is likely to use.
+constexpr int64_t kEdgeLengths[] = {1,  2,  3,  5,  7,  8,  9,  15, 16,  17,  31,  32,
+                                    33, 47, 48, 49, 63, 64, 65, 97, 127, 128, 129, 257};
+
+Problem draw_problem(std::mt19937_64& rng) {
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  for (;;) {
+    ConvParams p;
+    switch (pick(0, 3)) {
+      case 0:  // depthwise, with a depth multiplier
+        p.groups = pick(1, 40);
+        p.in_channels = p.groups;
+        p.out_channels = p.groups * pick(1, 3);
+        break;
+      case 1:  // grouped
+        p.groups = pick(2, 4);
+        p.in_channels = p.groups * pick(1, 9);
+        p.out_channels = p.groups * pick(1, 9);
+        break;
+      default:  // standard, channel counts around register-block sizes
+        p.in_channels = pick(0, 5) == 0 ? pick(30, 34) : pick(1, 20);
+        p.out_channels = pick(0, 5) == 0 ? pick(30, 34) : pick(1, 20);
+    }
+    p.kernel_size = pick(0, 9) == 0 ? pick(10, 33) : pick(1, 9);
+    p.stride = pick(0, 2) == 0 ? pick(2, 5) : 1;
+    p.dilation = pick(0, 2) == 0 ? pick(2, 5) : 1;
+    p.bias = pick(0, 3) != 0;
+    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
+    switch (pick(0, 4)) {
+      case 0:
+        p.padding = p.stride == 1 ? Padding::same() : Padding::valid();
+        break;
+      case 1:
+        p.padding = Padding::causal();
+        break;
+      case 2:
+        p.padding = Padding::valid();
+        break;
+      default:
+        p.padding = Padding::asymmetric(pick(0, 4), pick(0, 4));
+    }
+    const int64_t length = pick(0, 2) == 0 ? pick(1, 300) : kEdgeLengths[pick(0, 23)];
+    const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
+    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
+    try {
+      return Problem::make(p, pick(1, 3), length, dtype, layout);
+    } catch (const Error&) {
+      // Invalid combination (kernel wider than the input, reflect too wide): redraw.
+    }
+  }
+}
+
+const std::vector<Problem>& sweep() {
+  static const std::vector<Problem> problems = [] {
+    std::mt19937_64 rng(2026);
+    std::vector<Problem> list;
+    for (int i = 0; i < 300; ++i) list.push_back(draw_problem(rng));
+    // Real-model shapes, shrunk in length.
+    for (const char* text :
+         {"mb1ic80oc64iw300kw3sw1dl1pl1pr1g1", "mb1ic64oc64iw301kw3sw2dl1pl1pr1g1",
+          "mb1ic1oc64iw403kw10sw5dl1pl0pr0g1", "mb1ic64oc64iw200kw31sw1dl1pl15pr15g64",
+          "mb2ic48oc48iw130kw4sw1dl1pl3pr0g48", "mb1ic32oc64iw200kw2sw1dl8pl0pr0g1",
+          "mb1ic64oc64iw150kw1sw1dl1pl0pr0g1", "mb2ic12oc64iw301kw15sw2dl1pl7pr7g1",
+          "mb1ic32oc32iw129kw7sw1dl3pl9pr9g1_reflect_nlc"}) {
+      list.push_back(Problem::parse(text));
+    }
+    return list;
+  }();
+  return problems;
+}
+
+bool supports(const std::string& algorithm, const Problem& problem) {
+  for (const auto& status : algorithm_statuses(problem)) {
+    if (status.name == algorithm) return status.supported;
+  }
+  return false;
+}
+
+template <class T>
+int64_t run_and_compare(const Problem& problem, const std::string& algorithm, int threads,
+                        int64_t gap, std::mt19937_64& rng) {
+  Workload<T> work(problem, rng, gap);
+  Plan plan(problem, {algorithm, threads});
+  plan.set_weights(work.weight.data(), work.bias_data());
+  auto output = work.output(gap);
+  plan.forward(work.input.cview(), output.view);
+  return count_mismatches<T>(output.cview(), work.expected.cview());
+}
+
+using AlgorithmAndIsa = std::tuple<std::string, std::string>;
+
+class AlgorithmSweep : public ::testing::TestWithParam<AlgorithmAndIsa> {
+ protected:
+  void SetUp() override { set_max_isa(std::get<1>(GetParam())); }
+  void TearDown() override { set_max_isa("avx512"); }
+};
+
+TEST_P(AlgorithmSweep, MatchesReferenceExactly) {
+  const std::string& algorithm = std::get<0>(GetParam());
+  std::mt19937_64 rng(17);
+  int supported = 0;
+  for (size_t i = 0; i < sweep().size(); ++i) {
+    const Problem& problem = sweep()[i];
+    if (!supports(algorithm, problem)) continue;
+    ++supported;
+    // Every third problem runs on non-contiguous views.
+    const int64_t gap = i % 3 == 2 ? 2 : 1;
+    const int64_t mismatches = problem.dtype == DType::f32
+                                   ? run_and_compare<float>(problem, algorithm, 1, gap, rng)
+                                   : run_and_compare<double>(problem, algorithm, 1, gap, rng);
+    EXPECT_EQ(mismatches, 0) << algorithm << " on " << problem.to_string() << " (gap " << gap
+                             << ")";
+  }
+  RecordProperty("problems", supported);
+  EXPECT_GT(supported, 0) << algorithm << " supports none of the sweep's problems";
+}
+
+// Real-valued inputs: the bits of the result must not depend on the thread
+// count.
+TEST_P(AlgorithmSweep, ThreadCountDoesNotChangeBits) {
+  const std::string& algorithm = std::get<0>(GetParam());
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  for (size_t i = 0; i < sweep().size(); i += 7) {
+    Problem problem = sweep()[i];
+    problem.dtype = DType::f32;
+    problem.batch = 2;
+    if (!supports(algorithm, problem)) continue;
+    testing::Activation<float> input(problem.batch, problem.in_channels, problem.length,
+                                     problem.layout);
+    for (float& v : input.storage) v = value(rng);
+    std::vector<float> weight(
+        static_cast<size_t>(problem.out_channels * problem.in_channels_per_group() *
+                            problem.kernel_size));
+    std::vector<float> bias(static_cast<size_t>(problem.out_channels));
+    for (float& v : weight) v = value(rng);
+    for (float& v : bias) v = value(rng);
+    std::vector<testing::Activation<float>> outputs;
+    for (int threads : {1, 2, 7}) {
+      Plan plan(problem, {algorithm, threads});
+      plan.set_weights(weight.data(), problem.has_bias ? bias.data() : nullptr);
+      outputs.emplace_back(problem.batch, problem.out_channels, problem.out_length(),
+                           problem.layout);
+      plan.forward(input.cview(), outputs.back().view);
+    }
+    EXPECT_EQ(outputs[0].storage, outputs[1].storage) << algorithm << " " << problem.to_string();
+    EXPECT_EQ(outputs[0].storage, outputs[2].storage) << algorithm << " " << problem.to_string();
+  }
+}
+
+std::vector<AlgorithmAndIsa> algorithm_isa_pairs() {
+  std::vector<AlgorithmAndIsa> pairs;
+  for (const auto& algorithm : algorithm_names()) {
+    for (const auto& isa : available_isas()) pairs.emplace_back(algorithm, isa);
+  }
+  return pairs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, AlgorithmSweep, ::testing::ValuesIn(algorithm_isa_pairs()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
+
+}  // namespace
+}  // namespace conv1d

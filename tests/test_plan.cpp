@@ -1,0 +1,170 @@
+// Plan: selection, misuse errors, concurrency.
+#include <conv1d/conv1d.hpp>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conv_testing.hpp"
+
+namespace conv1d {
+namespace {
+
+using testing::Activation;
+using testing::Workload;
+
+Problem whisper_like() { return Problem::parse("mb2ic24oc40iw257kw3sw1dl1pl1pr1g1"); }
+
+template <class Action>
+std::string error_of(Action action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+TEST(Plan, ChoosesASupportedAlgorithm) {
+  const Problem problem = whisper_like();
+  Plan plan(problem);
+  bool found = false;
+  for (const auto& status : algorithm_statuses(problem)) {
+    if (status.name == plan.algorithm()) found = status.supported;
+  }
+  EXPECT_TRUE(found) << plan.algorithm();
+  EXPECT_GE(plan.threads(), 1);
+  EXPECT_FALSE(plan.isa().empty());
+  EXPECT_EQ(algorithm_names().back(), "reference");
+}
+
+TEST(Plan, ExplicitAlgorithmAndErrors) {
+  const Problem problem = whisper_like();
+  EXPECT_EQ(Plan(problem, {"reference", 1}).algorithm(), "reference");
+  const std::string unknown = error_of([&] { Plan(problem, {"winograd9", 1}); });
+  EXPECT_NE(unknown.find("unknown algorithm 'winograd9'"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("reference"), std::string::npos) << unknown;
+  EXPECT_NE(error_of([&] { Plan(problem, {"auto", -1}); }).find("threads"), std::string::npos);
+
+  Plan plan(problem, {"reference", 1});
+  std::vector<float> x(static_cast<size_t>(2 * 24 * 257)), y(static_cast<size_t>(2 * 40 * 257));
+  const auto in = TensorRef<const float>::contiguous(x.data(), 2, 24, 257);
+  const auto out = TensorRef<float>::contiguous(y.data(), 2, 40, 257);
+  EXPECT_NE(error_of([&] { plan.forward(in, out); }).find("set_weights"), std::string::npos);
+  std::vector<float> w(40 * 24 * 3), b(40);
+  EXPECT_NE(error_of([&] { plan.set_weights(w.data(), static_cast<float*>(nullptr)); })
+                .find("bias is null"),
+            std::string::npos);
+  plan.set_weights(w.data(), b.data());
+  const auto short_in = TensorRef<const float>::contiguous(x.data(), 2, 24, 200);
+  const std::string shape = error_of([&] { plan.forward(short_in, out); });
+  EXPECT_NE(shape.find("input has shape (2, 24, 200)"), std::string::npos) << shape;
+  std::vector<double> xd(x.size()), yd(y.size());
+  const std::string dtype =
+      error_of([&] { plan.forward(TensorRef<const double>::contiguous(xd.data(), 2, 24, 257),
+                                  TensorRef<double>::contiguous(yd.data(), 2, 40, 257)); });
+  EXPECT_NE(dtype.find("float32"), std::string::npos) << dtype;
+  EXPECT_NO_THROW(plan.forward(in, out));
+}
+
+TEST(Plan, EmptyBatchRunsAndWritesNothing) {
+  Problem problem = whisper_like();
+  problem.batch = 0;
+  for (const auto& name : algorithm_names()) {
+    bool supported = false;
+    for (const auto& status : algorithm_statuses(problem)) {
+      if (status.name == name) supported = status.supported;
+    }
+    if (!supported) continue;
+    Plan plan(problem, {name, 2});
+    std::vector<float> w(40 * 24 * 3), b(40);
+    plan.set_weights(w.data(), b.data());
+    plan.forward(TensorRef<const float>::contiguous(nullptr, 0, 24, 257),
+                 TensorRef<float>::contiguous(nullptr, 0, 40, 257));
+  }
+}
+
+// One Plan executed from 8 threads at once gives every thread the same bits.
+TEST(Plan, ConcurrentExecutionIsSafeAndIdentical) {
+  std::mt19937_64 rng(3);
+  for (const char* text :
+       {"mb2ic24oc40iw257kw3sw1dl1pl1pr1g1", "mb1ic32oc32iw300kw9sw1dl1pl4pr4g32_nlc",
+        "mb1ic16oc48iw200kw1sw1dl1pl0pr0g1", "mb3ic6oc6iw90kw5sw2dl3pl2pr2g2_reflect"}) {
+    const Problem problem = Problem::parse(text);
+    Workload<float> work(problem, rng);
+    std::uniform_real_distribution<float> value(-1, 1);
+    for (float& v : work.input.storage) v = value(rng);
+    Plan plan(problem, {"auto", 1});
+    plan.set_weights(work.weight.data(), work.bias_data());
+    auto single = work.output();
+    plan.forward(work.input.cview(), single.view);
+    std::vector<Activation<float>> outputs;
+    for (int t = 0; t < 8; ++t) outputs.push_back(work.output());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        for (int repeat = 0; repeat < 20; ++repeat) {
+          plan.forward(work.input.cview(), outputs[static_cast<size_t>(t)].view);
+        }
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& output : outputs) {
+      EXPECT_EQ(output.storage, single.storage) << text << " via " << plan.algorithm();
+    }
+  }
+}
+
+// The Plan's backward agrees with the reference functions it wraps, for any
+// algorithm choice (plans without their own backward fall back to the reference).
+TEST(Plan, BackwardMatchesReference) {
+  std::mt19937_64 rng(9);
+  const Problem problem = Problem::parse("mb2ic6oc4iw33kw3sw2dl2pl2pr1g2_circular_f64");
+  Workload<double> work(problem, rng);
+  Activation<double> grad_output(problem.batch, problem.out_channels, problem.out_length(),
+                                 problem.layout);
+  testing::fill_small_integers(grad_output.view, rng);
+  for (const auto& name : algorithm_names()) {
+    bool supported = false;
+    for (const auto& status : algorithm_statuses(problem)) {
+      if (status.name == name) supported = status.supported;
+    }
+    if (!supported) continue;
+    Plan plan(problem, {name, 2});
+    plan.set_weights(work.weight.data(), work.bias_data());
+    Activation<double> grad_input(problem.batch, problem.in_channels, problem.length,
+                                  problem.layout);
+    Activation<double> expected_input(problem.batch, problem.in_channels, problem.length,
+                                      problem.layout);
+    plan.backward_data(grad_output.cview(), grad_input.view);
+    reference::backward_data<double>(problem, grad_output.cview(), work.weight.data(),
+                                     expected_input.view, 1);
+    EXPECT_EQ(grad_input.storage, expected_input.storage) << name;
+    std::vector<double> gw(work.weight.size()), gb(work.bias.size());
+    std::vector<double> ew(gw.size()), eb(gb.size());
+    plan.backward_weight(work.input.cview(), grad_output.cview(), gw.data(), gb.data());
+    reference::backward_weight<double>(problem, work.input.cview(), grad_output.cview(),
+                                       ew.data(), eb.data(), 1);
+    EXPECT_EQ(gw, ew) << name;
+    EXPECT_EQ(gb, eb) << name;
+  }
+}
+
+TEST(Isa, CapIsRespected) {
+  const auto isas = available_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.back(), "scalar");
+  for (const auto& isa : isas) {
+    set_max_isa(isa);
+    EXPECT_EQ(active_isa(), isa);
+    EXPECT_EQ(Plan(whisper_like()).isa(), isa);
+  }
+  set_max_isa(isas.front());
+  EXPECT_NE(error_of([] { set_max_isa("avx1024"); }).find("unknown ISA 'avx1024'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace conv1d

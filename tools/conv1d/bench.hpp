@@ -1,0 +1,20 @@
+// `conv1d bench`: times forward convolution on a suite of model layers.
+#pragma once
+
+#include <string>
+
+namespace conv1d::cli {
+
+struct BenchOptions {
+  std::string suite;  // empty: the built-in suite
+  std::string json;   // empty: no JSON file
+  std::string algorithm = "auto";
+  std::string threads = "0";
+  std::string isa;
+  std::string dtype = "float32";
+  std::string budget_ms = "300";
+};
+
+int run_bench(const BenchOptions& options);
+
+}  // namespace conv1d::cli

@@ -1,0 +1,368 @@
+#include "commands.hpp"
+
+#include <conv1d/conv1d.hpp>
+#include <conv1d/layer.hpp>
+#include <conv1d/npy.hpp>
+#include <fmt/format.h>
+
+#include <array>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "common.hpp"
+
+namespace conv1d::cli {
+
+namespace {
+
+// ConvFlags parsed; what still needs the shapes of the data comes later.
+struct Flags {
+  int64_t stride = 1;
+  int64_t dilation = 1;
+  std::optional<int64_t> groups;
+  Padding padding;
+  PaddingMode padding_mode = PaddingMode::zeros;
+  Layout layout = Layout::ncl;
+  PlanOptions plan;
+};
+
+Flags parse_flags(const ConvFlags& text) {
+  // The ISA cap applies to plans made afterwards, so it comes first.
+  if (!text.isa.empty()) set_max_isa(text.isa);
+  Flags flags;
+  flags.stride = parse_int(text.stride, "--stride");
+  flags.dilation = parse_int(text.dilation, "--dilation");
+  if (!text.groups.empty()) flags.groups = parse_int(text.groups, "--groups");
+  flags.padding = Padding::parse(text.padding);
+  flags.padding_mode = parse_padding_mode(text.padding_mode);
+  flags.layout = parse_layout(text.layout);
+  flags.plan.algorithm = text.algorithm;
+  flags.plan.threads = parse_threads(text.threads);
+  return flags;
+}
+
+// (batch, channels, length) of an activation array of rank 3 (batched) or 2
+// (unbatched), stored in `layout` order.
+std::array<int64_t, 3> activation_dims(const std::vector<int64_t>& shape, Layout layout,
+                                       std::string_view what) {
+  const bool ncl = layout == Layout::ncl;
+  if (shape.size() != 2 && shape.size() != 3) {
+    throw Error(fmt::format("{} must be 3-D {} or 2-D {} for layout {}, got {}-D shape {}", what,
+                            ncl ? "(N, C, L)" : "(N, L, C)", ncl ? "(C, L)" : "(L, C)",
+                            to_string(layout), shape.size(), shape_string(shape)));
+  }
+  const int64_t batch = shape.size() == 3 ? shape[0] : 1;
+  const size_t first = shape.size() - 2;
+  return ncl ? std::array{batch, shape[first], shape[first + 1]}
+             : std::array{batch, shape[first + 1], shape[first]};
+}
+
+std::vector<int64_t> activation_shape(size_t rank, int64_t batch, int64_t channels, int64_t length,
+                                      Layout layout) {
+  std::vector<int64_t> shape;
+  if (rank == 3) shape.push_back(batch);
+  if (layout == Layout::ncl) {
+    shape.insert(shape.end(), {channels, length});
+  } else {
+    shape.insert(shape.end(), {length, channels});
+  }
+  return shape;
+}
+
+void require_rank3_weight(const std::vector<int64_t>& shape, std::string_view what,
+                          std::string_view dims) {
+  if (shape.size() != 3) {
+    throw Error(fmt::format("{} must be 3-D {}, got {}-D shape {}", what, dims, shape.size(),
+                            shape_string(shape)));
+  }
+}
+
+void require_bias_shape(const Tensor& bias, int64_t channels, std::string_view what,
+                        std::string_view channels_name) {
+  if (bias.shape() != std::vector<int64_t>{channels}) {
+    throw Error(fmt::format("{} shape {} does not match {}={}: expected ({},)", what,
+                            shape_string(bias.shape()), channels_name, channels, channels));
+  }
+}
+
+void require_dtype(const Tensor& tensor, DType expected, std::string_view what) {
+  if (tensor.dtype() != expected) {
+    throw Error(fmt::format("{} dtype {} does not match the input dtype {}: all inputs must share "
+                            "one dtype",
+                            what, to_string(tensor.dtype()), to_string(expected)));
+  }
+}
+
+// One standard (possibly grouped / depthwise / dilated) convolution of an
+// input of the given shape by a weight of the given shape.
+struct Conv {
+  Problem problem;
+  size_t rank = 3;
+  std::vector<int64_t> output_shape;
+};
+
+Conv describe(const std::vector<int64_t>& input_shape, const std::vector<int64_t>& weight_shape,
+              bool has_bias, DType dtype, const Flags& flags) {
+  const auto [batch, channels, length] = activation_dims(input_shape, flags.layout, "input");
+  require_rank3_weight(weight_shape, "weight", "(out_channels, in_channels/groups, kernel_size)");
+  ConvParams params;
+  params.in_channels = channels;
+  params.out_channels = weight_shape[0];
+  params.kernel_size = weight_shape[2];
+  params.stride = flags.stride;
+  params.padding = flags.padding;
+  params.dilation = flags.dilation;
+  params.groups = flags.groups.value_or(1);
+  params.bias = has_bias;
+  params.padding_mode = flags.padding_mode;
+  params.validate();
+  if (weight_shape[1] != channels / params.groups) {
+    throw Error(fmt::format("weight shape {} does not match in_channels={} / groups={}: expected "
+                            "weight.shape[1] = {}",
+                            shape_string(weight_shape), channels, params.groups,
+                            channels / params.groups));
+  }
+  Conv conv;
+  conv.problem = Problem::make(params, batch, length, dtype, flags.layout);
+  conv.rank = input_shape.size();
+  conv.output_shape = activation_shape(conv.rank, batch, params.out_channels,
+                                       conv.problem.out_length(), flags.layout);
+  return conv;
+}
+
+template <class T>
+TensorRef<const T> input_ref(const Tensor& tensor, const Problem& p) {
+  return TensorRef<const T>::contiguous(tensor.data<T>(), p.batch, p.in_channels, p.length,
+                                        p.layout);
+}
+
+template <class T>
+TensorRef<T> input_ref(Tensor& tensor, const Problem& p) {
+  return TensorRef<T>::contiguous(tensor.data<T>(), p.batch, p.in_channels, p.length, p.layout);
+}
+
+template <class T>
+TensorRef<const T> output_ref(const Tensor& tensor, const Problem& p) {
+  return TensorRef<const T>::contiguous(tensor.data<T>(), p.batch, p.out_channels,
+                                        p.out_length(), p.layout);
+}
+
+template <class T>
+TensorRef<T> output_ref(Tensor& tensor, const Problem& p) {
+  return TensorRef<T>::contiguous(tensor.data<T>(), p.batch, p.out_channels, p.out_length(),
+                                  p.layout);
+}
+
+// Calls body(T{}) with T the C++ type of `dtype`.
+template <class Body>
+void with_dtype(DType dtype, const Body& body) {
+  if (dtype == DType::f32) {
+    body(float{});
+  } else {
+    body(double{});
+  }
+}
+
+Tensor apply_standard(const ApplyOptions& options, const Flags& flags, const Tensor& input,
+                      const Tensor& weight, const std::optional<Tensor>& bias) {
+  const Conv conv = describe(input.shape(), weight.shape(), bias.has_value(), input.dtype(), flags);
+  if (bias) require_bias_shape(*bias, conv.problem.out_channels, "bias", "out_channels");
+  check_output_path(options.output, "--output");
+
+  Plan plan(conv.problem, flags.plan);
+  Tensor output(input.dtype(), conv.output_shape);
+  with_dtype(input.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    plan.set_weights(weight.data<T>(), bias ? bias->data<T>() : nullptr);
+    plan.forward(input_ref<T>(input, conv.problem), output_ref<T>(output, conv.problem));
+  });
+  return output;
+}
+
+// Depthwise (C_mid, 1, K) then pointwise (C_out, C_mid, 1).
+Tensor apply_separable(const ApplyOptions& options, const Flags& flags, const Tensor& input,
+                       const Tensor& weight, const std::optional<Tensor>& bias) {
+  const Tensor pointwise_weight = read_npy(options.pointwise_weight);
+  require_dtype(pointwise_weight, input.dtype(), "pointwise weight");
+  std::optional<Tensor> pointwise_bias;
+  if (!options.pointwise_bias.empty()) {
+    pointwise_bias = read_npy(options.pointwise_bias);
+    require_dtype(*pointwise_bias, input.dtype(), "pointwise bias");
+  }
+
+  const auto [batch, channels, length] = activation_dims(input.shape(), flags.layout, "input");
+  if (channels <= 0) {
+    throw Error(fmt::format("in_channels must be positive, got in_channels={} (input shape {})",
+                            channels, shape_string(input.shape())));
+  }
+  if (flags.groups && *flags.groups != channels) {
+    throw Error(fmt::format("--groups={} but a separable convolution (--pointwise-weight) is "
+                            "depthwise: groups must be in_channels={} (or be left out)",
+                            *flags.groups, channels));
+  }
+  const auto& depthwise_shape = weight.shape();
+  require_rank3_weight(depthwise_shape, "depthwise weight",
+                       "(in_channels * depth_multiplier, 1, kernel_size)");
+  if (depthwise_shape[1] != 1 || depthwise_shape[0] <= 0 || depthwise_shape[0] % channels != 0) {
+    throw Error(fmt::format("depthwise weight shape {} does not match in_channels={}: expected "
+                            "(in_channels * depth_multiplier, 1, kernel_size)",
+                            shape_string(depthwise_shape), channels));
+  }
+  const int64_t middle = depthwise_shape[0];
+  const auto& pointwise_shape = pointwise_weight.shape();
+  require_rank3_weight(pointwise_shape, "pointwise weight", "(out_channels, middle_channels, 1)");
+  if (pointwise_shape[1] != middle || pointwise_shape[2] != 1) {
+    throw Error(fmt::format("pointwise weight shape {} does not match the depthwise output of {} "
+                            "channels: expected ({}, {}, 1)",
+                            shape_string(pointwise_shape), middle, pointwise_shape[0], middle));
+  }
+
+  SeparableParams params;
+  params.in_channels = channels;
+  params.out_channels = pointwise_shape[0];
+  params.kernel_size = depthwise_shape[2];
+  params.stride = flags.stride;
+  params.padding = flags.padding;
+  params.dilation = flags.dilation;
+  params.depth_multiplier = middle / channels;
+  params.padding_mode = flags.padding_mode;
+  params.depthwise_bias = bias.has_value();
+  params.pointwise_bias = pointwise_bias.has_value();
+  // Both parts validated up front, so shape errors come before any work.
+  const Problem depthwise = Problem::make(params.depthwise_params(), batch, length, input.dtype(),
+                                          flags.layout);
+  Problem::make(params.pointwise_params(), batch, depthwise.out_length(), input.dtype(),
+                flags.layout);
+  if (bias) require_bias_shape(*bias, middle, "depthwise bias", "middle_channels");
+  if (pointwise_bias) {
+    require_bias_shape(*pointwise_bias, params.out_channels, "pointwise bias", "out_channels");
+  }
+  check_output_path(options.output, "--output");
+
+  SeparableConv1d layer(params, input.dtype(), 0, flags.plan);
+  layer.depthwise().mutable_weight() = weight;
+  layer.pointwise().mutable_weight() = pointwise_weight;
+  if (bias) layer.depthwise().mutable_bias() = *bias;
+  if (pointwise_bias) layer.pointwise().mutable_bias() = *pointwise_bias;
+  return layer.forward(input, flags.layout);
+}
+
+std::optional<Tensor> read_optional(const std::string& path, DType dtype, std::string_view what) {
+  if (path.empty()) return std::nullopt;
+  Tensor tensor = read_npy(path);
+  require_dtype(tensor, dtype, what);
+  return tensor;
+}
+
+}  // namespace
+
+int run_apply(const ApplyOptions& options) {
+  const Flags flags = parse_flags(options.conv);
+  const Tensor input = read_npy(options.input);
+  const Tensor weight = read_npy(options.weight);
+  require_dtype(weight, input.dtype(), "weight");
+  const std::optional<Tensor> bias = read_optional(options.bias, input.dtype(), "bias");
+  const Tensor output = options.pointwise_weight.empty()
+                            ? apply_standard(options, flags, input, weight, bias)
+                            : apply_separable(options, flags, input, weight, bias);
+  write_outputs({{options.output, &output}});
+  return 0;
+}
+
+int run_backward(const BackwardOptions& options) {
+  std::vector<std::pair<std::string, std::string_view>> requested;
+  if (!options.grad_input.empty()) requested.emplace_back(options.grad_input, "--grad-input");
+  if (!options.grad_weight.empty()) requested.emplace_back(options.grad_weight, "--grad-weight");
+  if (!options.grad_bias.empty()) requested.emplace_back(options.grad_bias, "--grad-bias");
+  if (requested.empty()) {
+    throw Error("backward has nothing to write: give --grad-input, --grad-weight or --grad-bias");
+  }
+  if (!options.grad_bias.empty() && options.bias.empty()) {
+    throw Error("--grad-bias needs --bias: without a bias the layer has no bias gradient");
+  }
+  for (size_t i = 0; i < requested.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (requested[i].first == requested[j].first) {
+        throw Error(fmt::format("{} and {} name the same file '{}'", requested[j].second,
+                                requested[i].second, requested[i].first));
+      }
+    }
+  }
+
+  const Flags flags = parse_flags(options.conv);
+  const Tensor input = read_npy(options.input);
+  const Tensor weight = read_npy(options.weight);
+  require_dtype(weight, input.dtype(), "weight");
+  // The bias values do not enter any gradient; the file says the layer has one.
+  const std::optional<Tensor> bias = read_optional(options.bias, input.dtype(), "bias");
+  const Tensor grad_output = read_npy(options.grad_output);
+  require_dtype(grad_output, input.dtype(), "grad-output");
+
+  const Conv conv = describe(input.shape(), weight.shape(), bias.has_value(), input.dtype(), flags);
+  const Problem& problem = conv.problem;
+  if (bias) require_bias_shape(*bias, problem.out_channels, "bias", "out_channels");
+  if (grad_output.shape() != conv.output_shape) {
+    throw Error(fmt::format("grad-output shape {} does not match the output shape {} of this "
+                            "convolution ({})",
+                            shape_string(grad_output.shape()), shape_string(conv.output_shape),
+                            problem.to_string()));
+  }
+  for (const auto& [path, what] : requested) check_output_path(path, what);
+
+  Plan plan(problem, flags.plan);
+  Tensor grad_input(input.dtype(), input.shape());
+  Tensor grad_weight(input.dtype(), weight.shape());
+  Tensor grad_bias = bias ? Tensor(input.dtype(), {problem.out_channels}) : Tensor();
+  with_dtype(input.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    plan.set_weights(weight.data<T>(), bias ? bias->data<T>() : nullptr);
+    const auto gy = output_ref<T>(grad_output, problem);
+    if (!options.grad_input.empty()) plan.backward_data(gy, input_ref<T>(grad_input, problem));
+    if (!options.grad_weight.empty() || !options.grad_bias.empty()) {
+      plan.backward_weight(input_ref<T>(input, problem), gy, grad_weight.data<T>(),
+                           bias ? grad_bias.data<T>() : nullptr);
+    }
+  });
+
+  std::vector<std::pair<std::string, const Tensor*>> outputs;
+  if (!options.grad_input.empty()) outputs.emplace_back(options.grad_input, &grad_input);
+  if (!options.grad_weight.empty()) outputs.emplace_back(options.grad_weight, &grad_weight);
+  if (!options.grad_bias.empty()) outputs.emplace_back(options.grad_bias, &grad_bias);
+  write_outputs(outputs);
+  return 0;
+}
+
+int run_info(const InfoOptions& options) {
+  const Flags flags = parse_flags(options.conv);
+  const std::vector<int64_t> input_shape = parse_shape(options.input_shape, "--input-shape");
+  const std::vector<int64_t> weight_shape = parse_shape(options.weight_shape, "--weight-shape");
+  const DType dtype = parse_dtype(options.dtype);
+  const Conv conv = describe(input_shape, weight_shape, !options.no_bias, dtype, flags);
+  const Problem& problem = conv.problem;
+  const std::vector<AlgorithmStatus> statuses = algorithm_statuses(problem);
+  const Plan plan(problem, flags.plan);
+
+  const auto line = [](std::string_view label, std::string_view value) {
+    fmt::print("{:<14}{}\n", label, value);
+  };
+  line("problem", problem.to_string());
+  line("input shape", fmt::format("{} {} {}", shape_string(input_shape), to_string(dtype),
+                                  to_string(problem.layout)));
+  line("weight shape", shape_string(weight_shape));
+  line("output shape", shape_string(conv.output_shape));
+  line("FLOPs", fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
+  line("algorithms", "");
+  size_t width = 0;
+  for (const AlgorithmStatus& status : statuses) width = std::max(width, status.name.size());
+  for (const AlgorithmStatus& status : statuses) {
+    fmt::print("  {:<{}}  {}\n", status.name, width,
+               status.supported ? std::string("ok") : status.reason);
+  }
+  line("plan picks", plan.algorithm());
+  line("isa", plan.isa());
+  line("threads", fmt::format("{}", plan.threads()));
+  return 0;
+}
+
+}  // namespace conv1d::cli

@@ -1,0 +1,47 @@
+// The subcommands apply, backward and info. Options arrive as the text the
+// user typed; the commands parse and check them, so every bad value is
+// reported through conv1d::Error with one message.
+#pragma once
+
+#include <string>
+
+namespace conv1d::cli {
+
+// Flags shared by every subcommand that describes one convolution.
+struct ConvFlags {
+  std::string stride = "1";
+  std::string padding = "0";
+  std::string padding_mode = "zeros";
+  std::string dilation = "1";
+  std::string groups;  // empty: 1, or in_channels for a separable convolution
+  std::string layout = "ncl";
+  std::string algorithm = "auto";
+  std::string threads = "0";
+  std::string isa;  // empty: no cap beyond CONV1D_MAX_ISA
+};
+
+struct ApplyOptions {
+  std::string input, weight, bias, output;
+  std::string pointwise_weight, pointwise_bias;
+  ConvFlags conv;
+};
+
+struct BackwardOptions {
+  std::string input, weight, bias, grad_output;
+  std::string grad_input, grad_weight, grad_bias;
+  ConvFlags conv;
+};
+
+struct InfoOptions {
+  std::string input_shape, weight_shape;
+  bool no_bias = false;
+  std::string dtype = "float32";
+  ConvFlags conv;
+};
+
+// Each returns the exit status; errors are thrown as conv1d::Error.
+int run_apply(const ApplyOptions& options);
+int run_backward(const BackwardOptions& options);
+int run_info(const InfoOptions& options);
+
+}  // namespace conv1d::cli

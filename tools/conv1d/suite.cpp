@@ -1,0 +1,115 @@
+#include "suite.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "builtin_suite.hpp"
+#include "common.hpp"
+
+namespace conv1d::cli {
+
+namespace {
+
+constexpr std::array<std::string_view, 10> kColumns = {
+    "name",        "batch",  "in_channels", "out_channels", "length",
+    "kernel_size", "stride", "padding",     "dilation",     "groups"};
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+std::vector<std::string_view> split(std::string_view line) {
+  std::vector<std::string_view> fields;
+  while (true) {
+    const auto comma = line.find(',');
+    fields.push_back(trim(line.substr(0, comma)));
+    if (comma == std::string_view::npos) return fields;
+    line.remove_prefix(comma + 1);
+  }
+}
+
+SuiteLayer parse_layer(const std::vector<std::string_view>& fields) {
+  auto number = [&](size_t column) {
+    return parse_int(fields[column], fmt::format("column '{}'", kColumns[column]));
+  };
+  SuiteLayer layer;
+  layer.name = std::string(fields[0]);
+  if (layer.name.empty()) throw Error("column 'name' is empty");
+  layer.batch = number(1);
+  layer.params.in_channels = number(2);
+  layer.params.out_channels = number(3);
+  layer.length = number(4);
+  layer.params.kernel_size = number(5);
+  layer.params.stride = number(6);
+  layer.params.padding = Padding::parse(fields[7]);
+  layer.params.dilation = number(8);
+  layer.params.groups = number(9);
+  // The whole problem is checked now, before any layer runs.
+  Problem::make(layer.params, layer.batch, layer.length);
+  return layer;
+}
+
+}  // namespace
+
+std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view source) {
+  std::vector<SuiteLayer> layers;
+  bool header_seen = false;
+  size_t line_number = 0;
+  while (!csv.empty()) {
+    const auto newline = csv.find('\n');
+    const std::string_view line = trim(csv.substr(0, newline));
+    csv.remove_prefix(newline == std::string_view::npos ? csv.size() : newline + 1);
+    ++line_number;
+    if (line.empty()) continue;
+    const auto fields = split(line);
+    if (!header_seen) {
+      if (fields.size() != kColumns.size() ||
+          !std::equal(fields.begin(), fields.end(), kColumns.begin())) {
+        throw Error(fmt::format("suite {} line {}: expected the header '{}', got '{}'", source,
+                                line_number, fmt::join(kColumns, ","), line));
+      }
+      header_seen = true;
+      continue;
+    }
+    if (fields.size() != kColumns.size()) {
+      throw Error(fmt::format("suite {} line {}: expected {} comma-separated fields, got {}",
+                              source, line_number, kColumns.size(), fields.size()));
+    }
+    try {
+      layers.push_back(parse_layer(fields));
+    } catch (const Error& error) {
+      throw Error(fmt::format("suite {} line {}: {}", source, line_number, error.what()));
+    }
+  }
+  if (layers.empty()) throw Error(fmt::format("suite {} has no layers", source));
+  return layers;
+}
+
+std::vector<SuiteLayer> builtin_suite() { return parse_suite(kBuiltinSuiteCsv, "(built-in)"); }
+
+std::vector<SuiteLayer> read_suite(const std::string& path) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    throw Error(fmt::format("cannot read suite file '{}': it is a directory", path));
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    throw Error(fmt::format("cannot open suite file '{}': {}", path, std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) {
+    throw Error(fmt::format("cannot read suite file '{}': {}", path, std::strerror(errno)));
+  }
+  return parse_suite(text.str(), fmt::format("'{}'", path));
+}
+
+}  // namespace conv1d::cli

@@ -1,0 +1,28 @@
+// Benchmark suites: CSV files of named convolution layers. The built-in one
+// is bench/suite.csv, compiled into the program.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace conv1d::cli {
+
+struct SuiteLayer {
+  std::string name;
+  int64_t batch = 1;
+  int64_t length = 1;
+  ConvParams params;
+};
+
+// CSV with the header
+//   name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,groups
+// (padding an integer, same, valid or causal). Blank lines are skipped. Every
+// layer is checked; errors name `source` and the line.
+std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view source);
+std::vector<SuiteLayer> builtin_suite();
+std::vector<SuiteLayer> read_suite(const std::string& path);
+
+}  // namespace conv1d::cli
