@@ -1,16 +1,17 @@
 #include "bench.hpp"
 
-#include <conv1d/conv1d.hpp>
-#include <conv1d/layer.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <conv1d/conv1d.hpp>
+#include <conv1d/layer.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -53,7 +54,7 @@ std::vector<T> random_values(int64_t count, std::mt19937_64& generator) {
 // not repeated: its warm-up time is the measurement, which keeps the whole
 // suite fast even when only the slow reference algorithm runs.
 template <class T>
-std::vector<double> time_forward(const Plan& plan, double budget_seconds) {
+std::vector<double> time_forward(Plan& plan, double budget_seconds) {
   const Problem& p = plan.problem();
   std::mt19937_64 generator(0);
   const auto input = random_values<T>(p.batch * p.in_channels * p.length, generator);
@@ -62,8 +63,8 @@ std::vector<double> time_forward(const Plan& plan, double budget_seconds) {
   const auto bias = random_values<T>(p.out_channels, generator);
   std::vector<T> output(static_cast<size_t>(p.batch * p.out_channels * p.out_length()));
   plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
-  const auto x = TensorRef<const T>::contiguous(input.data(), p.batch, p.in_channels, p.length,
-                                                p.layout);
+  const auto x =
+      TensorRef<const T>::contiguous(input.data(), p.batch, p.in_channels, p.length, p.layout);
   const auto y =
       TensorRef<T>::contiguous(output.data(), p.batch, p.out_channels, p.out_length(), p.layout);
   const auto run_once = [&] {
@@ -128,15 +129,27 @@ int run_bench(const BenchOptions& options) {
   plan_options.threads = parse_threads(options.threads);
   const DType dtype = parse_dtype(options.dtype);
   const int64_t budget_ms = parse_int(options.budget_ms, "--budget-ms");
-  if (budget_ms < 0) throw Error(fmt::format("--budget-ms must be non-negative, got {}", budget_ms));
+  if (budget_ms < 0)
+    throw Error(fmt::format("--budget-ms must be non-negative, got {}", budget_ms));
   if (!options.json.empty()) check_output_path(options.json, "--json");
 
   const std::vector<SuiteLayer> suite =
       options.suite.empty() ? builtin_suite() : read_suite(options.suite);
-  // Every plan is made before anything runs, so a bad --algorithm fails fast.
-  std::vector<Plan> plans;
+  // Every plan is made before anything runs, so a bad --algorithm fails
+  // fast. A layer the named algorithm does not support is listed, not run.
+  std::vector<Problem> problems;
+  std::vector<std::optional<Plan>> plans;
+  std::vector<std::string> skipped;
   for (const SuiteLayer& layer : suite) {
-    plans.emplace_back(Problem::make(layer.params, layer.batch, layer.length, dtype), plan_options);
+    const Problem& problem =
+        problems.emplace_back(Problem::make(layer.params, layer.batch, layer.length, dtype));
+    std::string why_not;
+    for (const AlgorithmStatus& status : algorithm_statuses(problem)) {
+      if (status.name == options.algorithm && !status.supported) why_not = status.reason;
+    }
+    skipped.push_back(why_not);
+    plans.emplace_back();
+    if (why_not.empty()) plans.back().emplace(problem, plan_options);
   }
 
   size_t name_width = 4;
@@ -144,8 +157,8 @@ int run_bench(const BenchOptions& options) {
   size_t algorithm_width = 9;
   for (size_t i = 0; i < suite.size(); ++i) {
     name_width = std::max(name_width, suite[i].name.size());
-    problem_width = std::max(problem_width, plans[i].problem().to_string().size());
-    algorithm_width = std::max(algorithm_width, plans[i].algorithm().size());
+    problem_width = std::max(problem_width, problems[i].to_string().size());
+    if (plans[i]) algorithm_width = std::max(algorithm_width, plans[i]->algorithm().size());
   }
   const auto row = [&](std::string_view name, std::string_view problem, std::string_view algorithm,
                        std::string_view isa, std::string_view threads, std::string_view reps,
@@ -158,7 +171,12 @@ int run_bench(const BenchOptions& options) {
 
   std::vector<Result> results;
   for (size_t i = 0; i < suite.size(); ++i) {
-    const Plan& plan = plans[i];
+    if (!plans[i]) {
+      fmt::print("{:<{}}  {:<{}}  {} does not support this layer: {}\n", suite[i].name, name_width,
+                 problems[i].to_string(), problem_width, options.algorithm, skipped[i]);
+      continue;
+    }
+    Plan& plan = *plans[i];
     std::vector<double> samples;
     if (dtype == DType::f32) {
       samples = time_forward<float>(plan, static_cast<double>(budget_ms) * 1e-3);

@@ -1,11 +1,12 @@
 #include "commands.hpp"
 
-#include <conv1d/conv1d.hpp>
-#include <conv1d/layer.hpp>
-#include <conv1d/npy.hpp>
 #include <fmt/format.h>
 
 #include <array>
+#include <conv1d/conv1d.hpp>
+#include <conv1d/layer.hpp>
+#include <conv1d/npy.hpp>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -88,9 +89,10 @@ void require_bias_shape(const Tensor& bias, int64_t channels, std::string_view w
 
 void require_dtype(const Tensor& tensor, DType expected, std::string_view what) {
   if (tensor.dtype() != expected) {
-    throw Error(fmt::format("{} dtype {} does not match the input dtype {}: all inputs must share "
-                            "one dtype",
-                            what, to_string(tensor.dtype()), to_string(expected)));
+    throw Error(
+        fmt::format("{} dtype {} does not match the input dtype {}: all inputs must share "
+                    "one dtype",
+                    what, to_string(tensor.dtype()), to_string(expected)));
   }
 }
 
@@ -98,7 +100,6 @@ void require_dtype(const Tensor& tensor, DType expected, std::string_view what) 
 // input of the given shape by a weight of the given shape.
 struct Conv {
   Problem problem;
-  size_t rank = 3;
   std::vector<int64_t> output_shape;
 };
 
@@ -118,15 +119,14 @@ Conv describe(const std::vector<int64_t>& input_shape, const std::vector<int64_t
   params.padding_mode = flags.padding_mode;
   params.validate();
   if (weight_shape[1] != channels / params.groups) {
-    throw Error(fmt::format("weight shape {} does not match in_channels={} / groups={}: expected "
-                            "weight.shape[1] = {}",
-                            shape_string(weight_shape), channels, params.groups,
-                            channels / params.groups));
+    throw Error(
+        fmt::format("weight shape {} does not match in_channels={} / groups={}: expected "
+                    "weight.shape[1] = {}",
+                    shape_string(weight_shape), channels, params.groups, channels / params.groups));
   }
   Conv conv;
   conv.problem = Problem::make(params, batch, length, dtype, flags.layout);
-  conv.rank = input_shape.size();
-  conv.output_shape = activation_shape(conv.rank, batch, params.out_channels,
+  conv.output_shape = activation_shape(input_shape.size(), batch, params.out_channels,
                                        conv.problem.out_length(), flags.layout);
   return conv;
 }
@@ -144,8 +144,8 @@ TensorRef<T> input_ref(Tensor& tensor, const Problem& p) {
 
 template <class T>
 TensorRef<const T> output_ref(const Tensor& tensor, const Problem& p) {
-  return TensorRef<const T>::contiguous(tensor.data<T>(), p.batch, p.out_channels,
-                                        p.out_length(), p.layout);
+  return TensorRef<const T>::contiguous(tensor.data<T>(), p.batch, p.out_channels, p.out_length(),
+                                        p.layout);
 }
 
 template <class T>
@@ -180,15 +180,24 @@ Tensor apply_standard(const ApplyOptions& options, const Flags& flags, const Ten
   return output;
 }
 
-// Depthwise (C_mid, 1, K) then pointwise (C_out, C_mid, 1).
-Tensor apply_separable(const ApplyOptions& options, const Flags& flags, const Tensor& input,
-                       const Tensor& weight, const std::optional<Tensor>& bias) {
-  const Tensor pointwise_weight = read_npy(options.pointwise_weight);
-  require_dtype(pointwise_weight, input.dtype(), "pointwise weight");
+// A separable convolution: depthwise (C_mid, 1, K) then pointwise
+// (C_out, C_mid, 1), each with an optional bias.
+struct Separable {
+  SeparableParams params;
+  std::vector<int64_t> output_shape;
+  Tensor pointwise_weight;
   std::optional<Tensor> pointwise_bias;
-  if (!options.pointwise_bias.empty()) {
-    pointwise_bias = read_npy(options.pointwise_bias);
-    require_dtype(*pointwise_bias, input.dtype(), "pointwise bias");
+};
+
+Separable describe_separable(const Tensor& input, const Tensor& weight,
+                             const std::optional<Tensor>& bias, const std::string& pointwise_weight,
+                             const std::string& pointwise_bias, const Flags& flags) {
+  Separable separable;
+  separable.pointwise_weight = read_npy(pointwise_weight);
+  require_dtype(separable.pointwise_weight, input.dtype(), "pointwise weight");
+  if (!pointwise_bias.empty()) {
+    separable.pointwise_bias = read_npy(pointwise_bias);
+    require_dtype(*separable.pointwise_bias, input.dtype(), "pointwise bias");
   }
 
   const auto [batch, channels, length] = activation_dims(input.shape(), flags.layout, "input");
@@ -197,28 +206,31 @@ Tensor apply_separable(const ApplyOptions& options, const Flags& flags, const Te
                             channels, shape_string(input.shape())));
   }
   if (flags.groups && *flags.groups != channels) {
-    throw Error(fmt::format("--groups={} but a separable convolution (--pointwise-weight) is "
-                            "depthwise: groups must be in_channels={} (or be left out)",
-                            *flags.groups, channels));
+    throw Error(
+        fmt::format("--groups={} but a separable convolution (--pointwise-weight) is "
+                    "depthwise: groups must be in_channels={} (or be left out)",
+                    *flags.groups, channels));
   }
   const auto& depthwise_shape = weight.shape();
   require_rank3_weight(depthwise_shape, "depthwise weight",
                        "(in_channels * depth_multiplier, 1, kernel_size)");
   if (depthwise_shape[1] != 1 || depthwise_shape[0] <= 0 || depthwise_shape[0] % channels != 0) {
-    throw Error(fmt::format("depthwise weight shape {} does not match in_channels={}: expected "
-                            "(in_channels * depth_multiplier, 1, kernel_size)",
-                            shape_string(depthwise_shape), channels));
+    throw Error(
+        fmt::format("depthwise weight shape {} does not match in_channels={}: expected "
+                    "(in_channels * depth_multiplier, 1, kernel_size)",
+                    shape_string(depthwise_shape), channels));
   }
   const int64_t middle = depthwise_shape[0];
-  const auto& pointwise_shape = pointwise_weight.shape();
+  const auto& pointwise_shape = separable.pointwise_weight.shape();
   require_rank3_weight(pointwise_shape, "pointwise weight", "(out_channels, middle_channels, 1)");
   if (pointwise_shape[1] != middle || pointwise_shape[2] != 1) {
-    throw Error(fmt::format("pointwise weight shape {} does not match the depthwise output of {} "
-                            "channels: expected ({}, {}, 1)",
-                            shape_string(pointwise_shape), middle, pointwise_shape[0], middle));
+    throw Error(
+        fmt::format("pointwise weight shape {} does not match the depthwise output of {} "
+                    "channels: expected ({}, {}, 1)",
+                    shape_string(pointwise_shape), middle, pointwise_shape[0], middle));
   }
 
-  SeparableParams params;
+  SeparableParams& params = separable.params;
   params.in_channels = channels;
   params.out_channels = pointwise_shape[0];
   params.kernel_size = depthwise_shape[2];
@@ -228,24 +240,42 @@ Tensor apply_separable(const ApplyOptions& options, const Flags& flags, const Te
   params.depth_multiplier = middle / channels;
   params.padding_mode = flags.padding_mode;
   params.depthwise_bias = bias.has_value();
-  params.pointwise_bias = pointwise_bias.has_value();
-  // Both parts validated up front, so shape errors come before any work.
-  const Problem depthwise = Problem::make(params.depthwise_params(), batch, length, input.dtype(),
-                                          flags.layout);
-  Problem::make(params.pointwise_params(), batch, depthwise.out_length(), input.dtype(),
-                flags.layout);
+  params.pointwise_bias = separable.pointwise_bias.has_value();
+  // Both parts are validated now, so every shape error comes before any work.
+  const Problem depthwise =
+      Problem::make(params.depthwise_params(), batch, length, input.dtype(), flags.layout);
+  const Problem pointwise = Problem::make(params.pointwise_params(), batch, depthwise.out_length(),
+                                          input.dtype(), flags.layout);
   if (bias) require_bias_shape(*bias, middle, "depthwise bias", "middle_channels");
-  if (pointwise_bias) {
-    require_bias_shape(*pointwise_bias, params.out_channels, "pointwise bias", "out_channels");
+  if (separable.pointwise_bias) {
+    require_bias_shape(*separable.pointwise_bias, params.out_channels, "pointwise bias",
+                       "out_channels");
   }
-  check_output_path(options.output, "--output");
+  separable.output_shape = activation_shape(input.shape().size(), batch, params.out_channels,
+                                            pointwise.out_length(), flags.layout);
+  return separable;
+}
 
-  SeparableConv1d layer(params, input.dtype(), 0, flags.plan);
-  layer.depthwise().mutable_weight() = weight;
-  layer.pointwise().mutable_weight() = pointwise_weight;
-  if (bias) layer.depthwise().mutable_bias() = *bias;
-  if (pointwise_bias) layer.pointwise().mutable_bias() = *pointwise_bias;
-  return layer.forward(input, flags.layout);
+// The layer runs the two parts (and may fuse them); it holds a mutex, so it
+// lives on the heap to be returned.
+std::unique_ptr<SeparableConv1d> make_separable(const Separable& separable, const Tensor& weight,
+                                                const std::optional<Tensor>& bias, DType dtype,
+                                                const PlanOptions& options) {
+  auto layer = std::make_unique<SeparableConv1d>(separable.params, dtype, 0, options);
+  layer->depthwise().mutable_weight() = weight;
+  if (bias) layer->depthwise().mutable_bias() = *bias;
+  layer->pointwise().mutable_weight() = separable.pointwise_weight;
+  if (separable.pointwise_bias) layer->pointwise().mutable_bias() = *separable.pointwise_bias;
+  return layer;
+}
+
+Tensor apply_separable(const ApplyOptions& options, const Flags& flags, const Tensor& input,
+                       const Tensor& weight, const std::optional<Tensor>& bias) {
+  const Separable separable = describe_separable(input, weight, bias, options.pointwise_weight,
+                                                 options.pointwise_bias, flags);
+  check_output_path(options.output, "--output");
+  return make_separable(separable, weight, bias, input.dtype(), flags.plan)
+      ->forward(input, flags.layout);
 }
 
 std::optional<Tensor> read_optional(const std::string& path, DType dtype, std::string_view what) {
@@ -271,15 +301,30 @@ int run_apply(const ApplyOptions& options) {
 }
 
 int run_backward(const BackwardOptions& options) {
+  const bool separable = !options.pointwise_weight.empty();
+  // (path, flag) of every gradient asked for.
   std::vector<std::pair<std::string, std::string_view>> requested;
-  if (!options.grad_input.empty()) requested.emplace_back(options.grad_input, "--grad-input");
-  if (!options.grad_weight.empty()) requested.emplace_back(options.grad_weight, "--grad-weight");
-  if (!options.grad_bias.empty()) requested.emplace_back(options.grad_bias, "--grad-bias");
+  auto want = [&](const std::string& path, std::string_view flag) {
+    if (!path.empty()) requested.emplace_back(path, flag);
+  };
+  want(options.grad_input, "--grad-input");
+  want(options.grad_weight, "--grad-weight");
+  want(options.grad_bias, "--grad-bias");
+  want(options.grad_pointwise_weight, "--grad-pointwise-weight");
+  want(options.grad_pointwise_bias, "--grad-pointwise-bias");
   if (requested.empty()) {
-    throw Error("backward has nothing to write: give --grad-input, --grad-weight or --grad-bias");
+    throw Error(
+        fmt::format("backward has nothing to write: give --grad-input, --grad-weight or "
+                    "--grad-bias{}",
+                    separable ? ", --grad-pointwise-weight or --grad-pointwise-bias" : ""));
   }
   if (!options.grad_bias.empty() && options.bias.empty()) {
     throw Error("--grad-bias needs --bias: without a bias the layer has no bias gradient");
+  }
+  if (!options.grad_pointwise_bias.empty() && options.pointwise_bias.empty()) {
+    throw Error(
+        "--grad-pointwise-bias needs --pointwise-bias: without it the pointwise part has "
+        "no bias gradient");
   }
   for (size_t i = 0; i < requested.size(); ++i) {
     for (size_t j = 0; j < i; ++j) {
@@ -299,16 +344,41 @@ int run_backward(const BackwardOptions& options) {
   const Tensor grad_output = read_npy(options.grad_output);
   require_dtype(grad_output, input.dtype(), "grad-output");
 
+  auto check_grad_output = [&](const std::vector<int64_t>& output_shape) {
+    if (grad_output.shape() != output_shape) {
+      throw Error(
+          fmt::format("grad-output shape {} does not match the output shape {} of this "
+                      "convolution",
+                      shape_string(grad_output.shape()), shape_string(output_shape)));
+    }
+    for (const auto& [path, flag] : requested) check_output_path(path, flag);
+  };
+
+  std::vector<std::pair<std::string, const Tensor*>> outputs;
+  auto output = [&](const std::string& path, const Tensor& tensor) {
+    if (!path.empty()) outputs.emplace_back(path, &tensor);
+  };
+
+  if (separable) {
+    const Separable description = describe_separable(input, weight, bias, options.pointwise_weight,
+                                                     options.pointwise_bias, flags);
+    check_grad_output(description.output_shape);
+    const SeparableConv1d::Gradients grads =
+        make_separable(description, weight, bias, input.dtype(), flags.plan)
+            ->backward(input, grad_output, flags.layout);
+    output(options.grad_input, grads.input);
+    output(options.grad_weight, grads.depthwise.weight);
+    output(options.grad_bias, grads.depthwise.bias);
+    output(options.grad_pointwise_weight, grads.pointwise.weight);
+    output(options.grad_pointwise_bias, grads.pointwise.bias);
+    write_outputs(outputs);
+    return 0;
+  }
+
   const Conv conv = describe(input.shape(), weight.shape(), bias.has_value(), input.dtype(), flags);
   const Problem& problem = conv.problem;
   if (bias) require_bias_shape(*bias, problem.out_channels, "bias", "out_channels");
-  if (grad_output.shape() != conv.output_shape) {
-    throw Error(fmt::format("grad-output shape {} does not match the output shape {} of this "
-                            "convolution ({})",
-                            shape_string(grad_output.shape()), shape_string(conv.output_shape),
-                            problem.to_string()));
-  }
-  for (const auto& [path, what] : requested) check_output_path(path, what);
+  check_grad_output(conv.output_shape);
 
   Plan plan(problem, flags.plan);
   Tensor grad_input(input.dtype(), input.shape());
@@ -324,11 +394,9 @@ int run_backward(const BackwardOptions& options) {
                            bias ? grad_bias.data<T>() : nullptr);
     }
   });
-
-  std::vector<std::pair<std::string, const Tensor*>> outputs;
-  if (!options.grad_input.empty()) outputs.emplace_back(options.grad_input, &grad_input);
-  if (!options.grad_weight.empty()) outputs.emplace_back(options.grad_weight, &grad_weight);
-  if (!options.grad_bias.empty()) outputs.emplace_back(options.grad_bias, &grad_bias);
+  output(options.grad_input, grad_input);
+  output(options.grad_weight, grad_weight);
+  output(options.grad_bias, grad_bias);
   write_outputs(outputs);
   return 0;
 }
@@ -347,12 +415,12 @@ int run_info(const InfoOptions& options) {
     fmt::print("{:<14}{}\n", label, value);
   };
   line("problem", problem.to_string());
-  line("input shape", fmt::format("{} {} {}", shape_string(input_shape), to_string(dtype),
+  line("input shape", fmt::format("{}, {}, layout {}", shape_string(input_shape), to_string(dtype),
                                   to_string(problem.layout)));
   line("weight shape", shape_string(weight_shape));
   line("output shape", shape_string(conv.output_shape));
   line("FLOPs", fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
-  line("algorithms", "");
+  fmt::print("algorithms\n");
   size_t width = 0;
   for (const AlgorithmStatus& status : statuses) width = std::max(width, status.name.size());
   for (const AlgorithmStatus& status : statuses) {

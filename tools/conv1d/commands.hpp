@@ -28,7 +28,9 @@ struct ApplyOptions {
 
 struct BackwardOptions {
   std::string input, weight, bias, grad_output;
+  std::string pointwise_weight, pointwise_bias;  // separable
   std::string grad_input, grad_weight, grad_bias;
+  std::string grad_pointwise_weight, grad_pointwise_bias;  // separable
   ConvFlags conv;
 };
 

@@ -1,10 +1,10 @@
 #include "common.hpp"
 
-#include <conv1d/npy.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <conv1d/npy.hpp>
 #include <filesystem>
 #include <system_error>
 
@@ -30,8 +30,8 @@ std::vector<int64_t> parse_shape(std::string_view text, std::string_view what) {
   size_t start = 0;
   while (true) {
     const size_t comma = text.find(',', start);
-    const std::string_view item =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     const int64_t dim = parse_int(item, fmt::format("every dimension of {} '{}'", what, text));
     if (dim < 0) {
       throw Error(fmt::format("{} '{}' has a negative dimension {}", what, text, dim));
@@ -84,7 +84,17 @@ void write_outputs(const std::vector<std::pair<std::string, const Tensor*>>& out
   try {
     for (const auto& [path, tensor] : outputs) {
       const std::string staging = fmt::format("{}.conv1d-{}.partial", path, ::getpid());
-      write_npy(staging, *tensor);
+      try {
+        write_npy(staging, *tensor);
+      } catch (const Error& error) {
+        // Name the file the user asked for, not the staging one.
+        std::string message = error.what();
+        for (size_t at = message.find(staging); at != std::string::npos;
+             at = message.find(staging, at + path.size())) {
+          message.replace(at, staging.size(), path);
+        }
+        throw Error(message);
+      }
       staged.push_back(staging);
     }
     for (size_t i = 0; i < outputs.size(); ++i) {

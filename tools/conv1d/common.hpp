@@ -3,7 +3,6 @@
 
 #include <conv1d/conv1d.hpp>
 #include <conv1d/layer.hpp>
-
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,0 +1,129 @@
+// Times oneDNN's convolution on the same problems as `conv1d bench --compare`.
+//
+// A line protocol on stdin/stdout so the benchmark can interleave rounds of
+// conv1d, PyTorch and oneDNN in one run:
+//   in:  <problem descriptor> <threads> <repetitions>
+//   out: <median milliseconds> <implementation name>   or   unsupported <why>
+// The user's data is plain NCL float32, as PyTorch users have it: the timed
+// region includes the reorders into and out of oneDNN's preferred blocked
+// layout; weights are reordered once, as conv1d packs them once per plan.
+#include <conv1d/conv1d.hpp>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+struct Setup {
+  dnnl::convolution_forward primitive;
+  std::string implementation;
+  memory user_src, user_dst, src, dst, weights, bias;
+  bool reorder_src = false, reorder_dst = false;
+};
+
+std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine,
+                                  dnnl::stream& stream) {
+  auto setup = std::make_unique<Setup>();
+  const memory::dims src_dims = {p.batch, p.in_channels, p.length};
+  const memory::dims dst_dims = {p.batch, p.out_channels, p.out_length()};
+  const memory::dims weight_dims =
+      p.groups == 1 ? memory::dims{p.out_channels, p.in_channels, p.kernel_size}
+                    : memory::dims{p.groups, p.out_channels / p.groups,
+                                   p.in_channels / p.groups, p.kernel_size};
+  const tag weight_tag = p.groups == 1 ? tag::oiw : tag::goiw;
+  auto any = [](const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::any); };
+  // oneDNN counts dilation from 0 (0 = dense); PyTorch from 1.
+  dnnl::convolution_forward::desc desc(
+      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any(src_dims),
+      any(weight_dims), memory::desc({p.out_channels}, dt::f32, tag::x), any(dst_dims),
+      {p.stride}, {p.dilation - 1}, {p.pad_left}, {p.pad_right});
+  dnnl::convolution_forward::primitive_desc pd(desc, engine);
+  setup->primitive = dnnl::convolution_forward(pd);
+  setup->implementation = pd.impl_info_str();
+
+  setup->user_src = memory({src_dims, dt::f32, tag::ncw}, engine);
+  setup->user_dst = memory({dst_dims, dt::f32, tag::ncw}, engine);
+  std::fill_n(static_cast<float*>(setup->user_src.get_data_handle()),
+              p.batch * p.in_channels * p.length, 0.5f);
+  setup->reorder_src = pd.src_desc() != setup->user_src.get_desc();
+  setup->reorder_dst = pd.dst_desc() != setup->user_dst.get_desc();
+  setup->src = setup->reorder_src ? memory(pd.src_desc(), engine) : setup->user_src;
+  setup->dst = setup->reorder_dst ? memory(pd.dst_desc(), engine) : setup->user_dst;
+  memory user_weights({weight_dims, dt::f32, weight_tag}, engine);
+  std::fill_n(static_cast<float*>(user_weights.get_data_handle()),
+              p.out_channels * (p.in_channels / p.groups) * p.kernel_size, 0.25f);
+  setup->weights = memory(pd.weights_desc(), engine);
+  dnnl::reorder(user_weights, setup->weights).execute(stream, user_weights, setup->weights);
+  setup->bias = memory(pd.bias_desc(), engine);
+  std::fill_n(static_cast<float*>(setup->bias.get_data_handle()), p.out_channels, 0.0f);
+  stream.wait();
+  return setup;
+}
+
+void run_once(Setup& s, dnnl::stream& stream) {
+  if (s.reorder_src) dnnl::reorder(s.user_src, s.src).execute(stream, s.user_src, s.src);
+  s.primitive.execute(stream, {{DNNL_ARG_SRC, s.src},
+                               {DNNL_ARG_WEIGHTS, s.weights},
+                               {DNNL_ARG_BIAS, s.bias},
+                               {DNNL_ARG_DST, s.dst}});
+  if (s.reorder_dst) dnnl::reorder(s.dst, s.user_dst).execute(stream, s.dst, s.user_dst);
+  stream.wait();
+}
+
+}  // namespace
+
+int main() {
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  std::map<std::string, std::unique_ptr<Setup>> setups;
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    std::istringstream words(line);
+    std::string descriptor;
+    int threads = 1, repetitions = 1;
+    words >> descriptor >> threads >> repetitions;
+    try {
+      const conv1d::Problem problem = conv1d::Problem::parse(descriptor);
+      if (problem.padding_mode != conv1d::PaddingMode::zeros || problem.dtype != conv1d::DType::f32 ||
+          problem.layout != conv1d::Layout::ncl) {
+        std::cout << "unsupported oneDNN has zero padding and is timed on float32 NCL only"
+                  << std::endl;
+        continue;
+      }
+      omp_set_num_threads(threads);
+      auto& setup = setups[descriptor + "@" + std::to_string(threads)];
+      if (!setup) {
+        setup = make_setup(problem, engine, stream);
+        run_once(*setup, stream);  // warm-up: creates reorder primitives, touches memory
+      }
+      std::vector<double> times;
+      for (int r = 0; r < repetitions; ++r) {
+        const auto start = std::chrono::steady_clock::now();
+        run_once(*setup, stream);
+        times.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count());
+      }
+      std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2),
+                       times.end());
+      std::cout << times[times.size() / 2] << " " << setup->implementation << std::endl;
+    } catch (const std::exception& error) {
+      std::string message = error.what();
+      std::replace(message.begin(), message.end(), '\n', ' ');
+      std::cout << "unsupported " << message << std::endl;
+    }
+  }
+  return 0;
+}

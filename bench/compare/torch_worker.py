@@ -1,0 +1,76 @@
+"""Times PyTorch's conv1d on the same problems as `conv1d bench --compare`.
+
+Line protocol on stdin/stdout, so the benchmark can interleave rounds of
+conv1d, PyTorch and oneDNN in one run:
+  in:  <problem descriptor> <threads> <repetitions>
+  out: <median milliseconds> torch-<version>   or   unsupported <why>
+Data is contiguous NCL (or NLC viewed as NCL through a permute, which is what
+a PyTorch user with channels-last data has to do).
+"""
+import re
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+FIELDS = re.compile(r"(mb|ic|oc|iw|kw|sw|dl|pl|pr|g)(\d+)")
+
+
+def parse(descriptor):
+    numbers, *suffixes = descriptor.split("_")
+    p = {key: int(value) for key, value in FIELDS.findall(numbers)}
+    p["mode"] = next((s for s in suffixes if s in ("reflect", "replicate", "circular")), "zeros")
+    p["bias"] = "nobias" not in suffixes
+    p["nlc"] = "nlc" in suffixes
+    p["dtype"] = torch.float64 if "f64" in suffixes else torch.float32
+    return p
+
+
+def make_runner(p):
+    batch, cin, cout, length = p["mb"], p["ic"], p["oc"], p["iw"]
+    groups, kernel = p.get("g", 1), p["kw"]
+    dtype = p["dtype"]
+    if p["nlc"]:
+        x = torch.rand(batch, length, cin, dtype=dtype).permute(0, 2, 1)
+    else:
+        x = torch.rand(batch, cin, length, dtype=dtype)
+    w = torch.rand(cout, cin // groups, kernel, dtype=dtype)
+    b = torch.rand(cout, dtype=dtype) if p["bias"] else None
+    left, right = p.get("pl", 0), p.get("pr", 0)
+    stride, dilation = p.get("sw", 1), p.get("dl", 1)
+    if p["mode"] == "zeros" and left == right:
+        return lambda: F.conv1d(x, w, b, stride, left, dilation, groups)
+    mode = "constant" if p["mode"] == "zeros" else p["mode"]
+    return lambda: F.conv1d(F.pad(x, (left, right), mode=mode), w, b, stride, 0, dilation, groups)
+
+
+def main():
+    runners = {}
+    with torch.no_grad():
+        for line in sys.stdin:
+            words = line.split()
+            if len(words) != 3:
+                continue
+            descriptor, threads, repetitions = words[0], int(words[1]), int(words[2])
+            try:
+                torch.set_num_threads(threads)
+                key = (descriptor, threads)
+                if key not in runners:
+                    runners[key] = make_runner(parse(descriptor))
+                    runners[key]()  # warm-up: oneDNN primitive creation, page faults
+                run = runners[key]
+                times = []
+                for _ in range(repetitions):
+                    start = time.perf_counter()
+                    run()
+                    times.append((time.perf_counter() - start) * 1e3)
+                print(f"{statistics.median(times)} torch-{torch.__version__}", flush=True)
+            except Exception as error:  # report, keep serving
+                message = str(error).replace("\n", " ")
+                print(f"unsupported {message}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
