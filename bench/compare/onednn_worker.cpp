@@ -7,11 +7,11 @@
 // The user's data is plain NCL float32, as PyTorch users have it: the timed
 // region includes the reorders into and out of oneDNN's preferred blocked
 // layout; weights are reordered once, as conv1d packs them once per plan.
-#include <conv1d/conv1d.hpp>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <conv1d/conv1d.hpp>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -38,17 +38,17 @@ std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine
   auto setup = std::make_unique<Setup>();
   const memory::dims src_dims = {p.batch, p.in_channels, p.length};
   const memory::dims dst_dims = {p.batch, p.out_channels, p.out_length()};
-  const memory::dims weight_dims =
-      p.groups == 1 ? memory::dims{p.out_channels, p.in_channels, p.kernel_size}
-                    : memory::dims{p.groups, p.out_channels / p.groups,
-                                   p.in_channels / p.groups, p.kernel_size};
+  const memory::dims weight_dims = p.groups == 1
+                                       ? memory::dims{p.out_channels, p.in_channels, p.kernel_size}
+                                       : memory::dims{p.groups, p.out_channels / p.groups,
+                                                      p.in_channels / p.groups, p.kernel_size};
   const tag weight_tag = p.groups == 1 ? tag::oiw : tag::goiw;
   auto any = [](const memory::dims& dims) { return memory::desc(dims, dt::f32, tag::any); };
   // oneDNN counts dilation from 0 (0 = dense); PyTorch from 1.
   dnnl::convolution_forward::desc desc(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, any(src_dims),
-      any(weight_dims), memory::desc({p.out_channels}, dt::f32, tag::x), any(dst_dims),
-      {p.stride}, {p.dilation - 1}, {p.pad_left}, {p.pad_right});
+      any(weight_dims), memory::desc({p.out_channels}, dt::f32, tag::x), any(dst_dims), {p.stride},
+      {p.dilation - 1}, {p.pad_left}, {p.pad_right});
   dnnl::convolution_forward::primitive_desc pd(desc, engine);
   setup->primitive = dnnl::convolution_forward(pd);
   setup->implementation = pd.impl_info_str();
@@ -96,8 +96,8 @@ int main() {
     words >> descriptor >> threads >> repetitions;
     try {
       const conv1d::Problem problem = conv1d::Problem::parse(descriptor);
-      if (problem.padding_mode != conv1d::PaddingMode::zeros || problem.dtype != conv1d::DType::f32 ||
-          problem.layout != conv1d::Layout::ncl) {
+      if (problem.padding_mode != conv1d::PaddingMode::zeros ||
+          problem.dtype != conv1d::DType::f32 || problem.layout != conv1d::Layout::ncl) {
         std::cout << "unsupported oneDNN has zero padding and is timed on float32 NCL only"
                   << std::endl;
         continue;

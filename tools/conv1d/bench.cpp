@@ -5,17 +5,22 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <conv1d/conv1d.hpp>
 #include <conv1d/layer.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <vector>
 
 #include "common.hpp"
+#include "compare.hpp"
+#include "probe.hpp"
 #include "suite.hpp"
 
 namespace conv1d::cli {
@@ -33,6 +38,13 @@ struct Result {
   int reps = 0;
   double ms = 0.0;  // median
   double gflops = 0.0;
+  double percent_of_peak = 0.0;
+  // Time the roofline allows (FLOPs at peak, or bytes at DRAM bandwidth,
+  // whichever is slower) as a percentage of the measured time.
+  double percent_of_roofline = 0.0;
+  bool memory_bound = false;
+  // Other libraries on the same layer (--compare), by label; NaN if not run.
+  std::vector<std::pair<std::string, double>> others_ms;
 };
 
 double median(std::vector<double> samples) {
@@ -49,31 +61,60 @@ std::vector<T> random_values(int64_t count, std::mt19937_64& generator) {
   return values;
 }
 
-// Times plan.forward: one warm-up run, then repetitions until the budget is
-// spent (at least three). A layer whose warm-up alone exceeds the budget is
-// not repeated: its warm-up time is the measurement, which keeps the whole
-// suite fast even when only the slow reference algorithm runs.
-template <class T>
-std::vector<double> time_forward(Plan& plan, double budget_seconds) {
-  const Problem& p = plan.problem();
-  std::mt19937_64 generator(0);
-  const auto input = random_values<T>(p.batch * p.in_channels * p.length, generator);
-  const auto weight =
-      random_values<T>(p.out_channels * p.in_channels_per_group() * p.kernel_size, generator);
-  const auto bias = random_values<T>(p.out_channels, generator);
-  std::vector<T> output(static_cast<size_t>(p.batch * p.out_channels * p.out_length()));
-  plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
-  const auto x =
-      TensorRef<const T>::contiguous(input.data(), p.batch, p.in_channels, p.length, p.layout);
-  const auto y =
-      TensorRef<T>::contiguous(output.data(), p.batch, p.out_channels, p.out_length(), p.layout);
-  const auto run_once = [&] {
+// Owns random data for one plan and runs its forward pass.
+class Runner {
+ public:
+  explicit Runner(Plan& plan) : plan_(plan) {
+    if (plan.problem().dtype == DType::f32) {
+      prepare<float>();
+    } else {
+      prepare<double>();
+    }
+  }
+  // Seconds for one forward pass.
+  double run_once() const {
     const auto start = Clock::now();
-    plan.forward(x, y);
+    run_();
     return std::chrono::duration<double>(Clock::now() - start).count();
-  };
+  }
+  // Median seconds of `repetitions` passes.
+  double median_of(int repetitions) const {
+    std::vector<double> samples;
+    for (int r = 0; r < repetitions; ++r) samples.push_back(run_once());
+    return median(samples);
+  }
 
-  const double warm_up = run_once();
+ private:
+  template <class T>
+  void prepare() {
+    const Problem& p = plan_.problem();
+    std::mt19937_64 generator(0);
+    auto input = std::make_shared<std::vector<T>>(
+        random_values<T>(p.batch * p.in_channels * p.length, generator));
+    const auto weight =
+        random_values<T>(p.out_channels * p.in_channels_per_group() * p.kernel_size, generator);
+    const auto bias = random_values<T>(p.out_channels, generator);
+    auto output = std::make_shared<std::vector<T>>(
+        static_cast<size_t>(p.batch * p.out_channels * p.out_length()));
+    plan_.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+    const auto x =
+        TensorRef<const T>::contiguous(input->data(), p.batch, p.in_channels, p.length, p.layout);
+    const auto y =
+        TensorRef<T>::contiguous(output->data(), p.batch, p.out_channels, p.out_length(), p.layout);
+    const Plan* plan = &plan_;
+    run_ = [plan, x, y, input, output] { plan->forward(x, y); };
+  }
+
+  Plan& plan_;
+  std::function<void()> run_;
+};
+
+// One warm-up run, then repetitions until the budget is spent (at least
+// three). A layer whose warm-up alone exceeds the budget is not repeated: its
+// warm-up time is the measurement, which keeps the whole suite fast even when
+// only the slow reference algorithm runs.
+std::vector<double> time_within_budget(const Runner& runner, double budget_seconds) {
+  const double warm_up = runner.run_once();
   if (warm_up >= budget_seconds) return {warm_up};
   constexpr size_t kMinReps = 3;
   constexpr size_t kMaxReps = 10000;
@@ -82,9 +123,18 @@ std::vector<double> time_forward(Plan& plan, double budget_seconds) {
   while (samples.size() < kMinReps ||
          (samples.size() < kMaxReps &&
           std::chrono::duration<double>(Clock::now() - start).count() < budget_seconds)) {
-    samples.push_back(run_once());
+    samples.push_back(runner.run_once());
   }
   return samples;
+}
+
+// Bytes a layer must at least move: input, output and weights once each.
+double minimum_bytes(const Problem& p) {
+  const double elements =
+      static_cast<double>(p.batch) * static_cast<double>(p.in_channels * p.length) +
+      static_cast<double>(p.batch) * static_cast<double>(p.out_channels * p.out_length()) +
+      static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size);
+  return elements * static_cast<double>(dtype_size(p.dtype));
 }
 
 void write_json(const std::string& path, const std::vector<Result>& results) {
@@ -97,7 +147,13 @@ void write_json(const std::string& path, const std::vector<Result>& results) {
                     {"threads", result.threads},
                     {"reps", result.reps},
                     {"ms", result.ms},
-                    {"gflops", result.gflops}});
+                    {"gflops", result.gflops},
+                    {"percent_of_peak", result.percent_of_peak},
+                    {"percent_of_roofline", result.percent_of_roofline},
+                    {"memory_bound", result.memory_bound}});
+    for (const auto& [label, ms] : result.others_ms) {
+      rows.back()[label + "_ms"] = std::isnan(ms) ? nlohmann::json() : nlohmann::json(ms);
+    }
   }
   // Written next to the destination, then renamed: never a partial file.
   const std::string temporary = fmt::format("{}.conv1d-{}.partial", path, ::getpid());
@@ -152,6 +208,16 @@ int run_bench(const BenchOptions& options) {
     if (why_not.empty()) plans.back().emplace(problem, plan_options);
   }
 
+  const int rounds = static_cast<int>(parse_int(options.rounds, "--rounds"));
+  if (rounds <= 0) throw Error(fmt::format("--rounds must be positive, got {}", rounds));
+  std::vector<std::unique_ptr<ComparisonWorker>> workers;
+  if (options.compare) workers = start_comparison_workers();
+
+  const int threads = plans.empty() || !plans.front() ? 1 : plans.front()->threads();
+  const MachinePeak peak = measure_peak(std::max(threads, 1));
+  fmt::print("machine peak on {} thread(s): {:.1f} GFLOP/s float32 ({} FMA), {:.1f} GB/s copy\n",
+             threads, peak.gflops, peak.isa, peak.gigabytes_per_s);
+
   size_t name_width = 4;
   size_t problem_width = 7;
   size_t algorithm_width = 9;
@@ -160,14 +226,14 @@ int run_bench(const BenchOptions& options) {
     problem_width = std::max(problem_width, problems[i].to_string().size());
     if (plans[i]) algorithm_width = std::max(algorithm_width, plans[i]->algorithm().size());
   }
-  const auto row = [&](std::string_view name, std::string_view problem, std::string_view algorithm,
-                       std::string_view isa, std::string_view threads, std::string_view reps,
-                       std::string_view ms, std::string_view gflops) {
-    fmt::print("{:<{}}  {:<{}}  {:<{}}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}\n", name, name_width,
-               problem, problem_width, algorithm, algorithm_width, isa, threads, reps, ms, gflops);
-    std::fflush(stdout);
-  };
-  row("name", "problem", "algorithm", "isa", "threads", "reps", "median ms", "GFLOP/s");
+  std::string header =
+      fmt::format("{:<{}}  {:<{}}  {:<{}}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}  {:>6}  {:>9}",
+                  "name", name_width, "problem", problem_width, "algorithm", algorithm_width, "isa",
+                  "threads", "reps", "median ms", "GFLOP/s", "%peak", "%roofline");
+  for (const auto& worker : workers) {
+    header += fmt::format("  {:>10}  {:>8}", worker->label() + " ms", "x " + worker->label());
+  }
+  fmt::print("{}\n", header);
 
   std::vector<Result> results;
   for (size_t i = 0; i < suite.size(); ++i) {
@@ -177,27 +243,86 @@ int run_bench(const BenchOptions& options) {
       continue;
     }
     Plan& plan = *plans[i];
-    std::vector<double> samples;
-    if (dtype == DType::f32) {
-      samples = time_forward<float>(plan, static_cast<double>(budget_ms) * 1e-3);
-    } else {
-      samples = time_forward<double>(plan, static_cast<double>(budget_ms) * 1e-3);
-    }
+    const Runner runner(plan);
+    const double budget_seconds = static_cast<double>(budget_ms) * 1e-3;
     Result result;
     result.name = suite[i].name;
     result.problem = plan.problem();
     result.algorithm = std::string(plan.algorithm());
     result.isa = std::string(plan.isa());
     result.threads = plan.threads();
-    result.reps = static_cast<int>(samples.size());
-    const double seconds = median(samples);
+    double seconds = 0;
+    if (workers.empty()) {
+      const auto samples = time_within_budget(runner, budget_seconds);
+      result.reps = static_cast<int>(samples.size());
+      seconds = median(samples);
+    } else {
+      // Rounds of: conv1d, then each other library, the same number of runs
+      // each; the median over rounds keeps one noisy moment from deciding.
+      const double warm_up = runner.run_once();
+      const int repetitions = static_cast<int>(
+          std::clamp(budget_seconds / rounds / std::max(warm_up, 1e-6), 1.0, 1000.0));
+      std::vector<double> ours;
+      std::vector<std::vector<double>> theirs(workers.size());
+      std::vector<std::string> notes(workers.size());
+      for (int round = 0; round < rounds; ++round) {
+        ours.push_back(runner.median_of(repetitions));
+        for (size_t w = 0; w < workers.size(); ++w) {
+          if (auto ms = workers[w]->time(result.problem.to_string(), result.threads, repetitions,
+                                         notes[w])) {
+            theirs[w].push_back(*ms * 1e-3);
+          }
+        }
+      }
+      result.reps = repetitions * rounds;
+      seconds = median(ours);
+      for (size_t w = 0; w < workers.size(); ++w) {
+        result.others_ms.emplace_back(workers[w]->label(),
+                                      theirs[w].empty() ? std::nan("") : median(theirs[w]) * 1e3);
+      }
+    }
+    const double flops = plan.problem().flops();
     result.ms = seconds * 1e3;
-    result.gflops = seconds > 0.0 ? plan.problem().flops() / seconds * 1e-9 : 0.0;
-    row(result.name, result.problem.to_string(), result.algorithm, result.isa,
-        fmt::format("{}", result.threads), fmt::format("{}", result.reps),
-        fmt::format("{:.3f}", result.ms), fmt::format("{:.2f}", result.gflops));
+    result.gflops = seconds > 0.0 ? flops / seconds * 1e-9 : 0.0;
+    result.percent_of_peak = peak.gflops > 0 ? 100.0 * result.gflops / peak.gflops : 0.0;
+    const double compute_seconds = flops * 1e-9 / peak.gflops;
+    const double memory_seconds = minimum_bytes(plan.problem()) * 1e-9 / peak.gigabytes_per_s;
+    result.memory_bound = memory_seconds > compute_seconds;
+    result.percent_of_roofline =
+        seconds > 0.0 ? 100.0 * std::max(compute_seconds, memory_seconds) / seconds : 0.0;
+    std::string line = fmt::format(
+        "{:<{}}  {:<{}}  {:<{}}  {:<6}  {:>7}  {:>5}  {:>10.3f}  {:>9.2f}  {:>6.1f}  {:>8.1f}{}",
+        result.name, name_width, result.problem.to_string(), problem_width, result.algorithm,
+        algorithm_width, result.isa, result.threads, result.reps, result.ms, result.gflops,
+        result.percent_of_peak, result.percent_of_roofline, result.memory_bound ? "m" : " ");
+    for (const auto& [label, ms] : result.others_ms) {
+      line += std::isnan(ms) ? fmt::format("  {:>10}  {:>8}", "-", "-")
+                             : fmt::format("  {:>10.3f}  {:>7.2f}x", ms, ms / result.ms);
+    }
+    fmt::print("{}\n", line);
+    std::fflush(stdout);
     results.push_back(std::move(result));
   }
+  if (!workers.empty()) {
+    for (size_t w = 0; w < workers.size(); ++w) {
+      double log_sum = 0;
+      int count = 0;
+      for (const Result& result : results) {
+        const double ms = result.others_ms[w].second;
+        if (!std::isnan(ms)) {
+          log_sum += std::log(ms / result.ms);
+          ++count;
+        }
+      }
+      if (count > 0) {
+        fmt::print("geometric mean speedup over {}: {:.2f}x on {} layers\n", workers[w]->label(),
+                   std::exp(log_sum / count), count);
+      }
+    }
+  }
+  fmt::print(
+      "%roofline: the faster of peak FLOP/s and DRAM bandwidth allows this share of the "
+      "measured time; m = bandwidth bound\n");
   if (!options.json.empty()) write_json(options.json, results);
   return 0;
 }

@@ -13,6 +13,8 @@ struct BenchOptions {
   std::string isa;
   std::string dtype = "float32";
   std::string budget_ms = "300";
+  bool compare = false;
+  std::string rounds = "5";
 };
 
 int run_bench(const BenchOptions& options);

@@ -401,6 +401,44 @@ int run_backward(const BackwardOptions& options) {
   return 0;
 }
 
+ApplyLayer load_apply_layer(const ApplyOptions& options) {
+  const Flags flags = parse_flags(options.conv);
+  ApplyLayer layer;
+  layer.layout = flags.layout;
+  layer.plan = flags.plan;
+  layer.input = read_npy(options.input);
+  const DType dtype = layer.input.dtype();
+  const Tensor weight = read_npy(options.weight);
+  require_dtype(weight, dtype, "weight");
+  const std::optional<Tensor> bias = read_optional(options.bias, dtype, "bias");
+  if (options.pointwise_weight.empty()) {
+    const Conv conv = describe(layer.input.shape(), weight.shape(), bias.has_value(), dtype, flags);
+    const Problem& p = conv.problem;
+    if (bias) require_bias_shape(*bias, p.out_channels, "bias", "out_channels");
+    ConvParams params;
+    params.in_channels = p.in_channels;
+    params.out_channels = p.out_channels;
+    params.kernel_size = p.kernel_size;
+    params.stride = p.stride;
+    params.padding = flags.padding;
+    params.dilation = p.dilation;
+    params.groups = p.groups;
+    params.bias = p.has_bias;
+    params.padding_mode = p.padding_mode;
+    layer.conv = std::make_unique<Conv1d>(params, dtype, 0, flags.plan);
+    layer.conv->mutable_weight() = weight;
+    if (bias) layer.conv->mutable_bias() = *bias;
+    layer.output_shape = conv.output_shape;
+  } else {
+    const Separable separable = describe_separable(
+        layer.input, weight, bias, options.pointwise_weight, options.pointwise_bias, flags);
+    layer.separable = make_separable(separable, weight, bias, dtype, flags.plan);
+    layer.output_shape = separable.output_shape;
+  }
+  check_output_path(options.output, "--output");
+  return layer;
+}
+
 int run_info(const InfoOptions& options) {
   const Flags flags = parse_flags(options.conv);
   const std::vector<int64_t> input_shape = parse_shape(options.input_shape, "--input-shape");

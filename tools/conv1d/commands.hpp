@@ -3,7 +3,11 @@
 // reported through conv1d::Error with one message.
 #pragma once
 
+#include <conv1d/layer.hpp>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace conv1d::cli {
 
@@ -40,6 +44,18 @@ struct InfoOptions {
   std::string dtype = "float32";
   ConvFlags conv;
 };
+
+// The layer `apply` would run, read and checked exactly as `apply` does
+// (also the --output path): one of conv / separable is set.
+struct ApplyLayer {
+  Tensor input;
+  std::unique_ptr<Conv1d> conv;
+  std::unique_ptr<SeparableConv1d> separable;
+  Layout layout = Layout::ncl;
+  PlanOptions plan;
+  std::vector<int64_t> output_shape;
+};
+ApplyLayer load_apply_layer(const ApplyOptions& options);
 
 // Each returns the exit status; errors are thrown as conv1d::Error.
 int run_apply(const ApplyOptions& options);

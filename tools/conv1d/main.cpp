@@ -13,6 +13,7 @@
 
 #include "bench.hpp"
 #include "commands.hpp"
+#include "stream_command.hpp"
 
 namespace {
 
@@ -163,13 +164,28 @@ int run(int argc, char** argv) {
                    "Time per layer after a warm-up run; at least 3 runs unless the warm-up "
                    "alone exceeds it (default 300)")
       ->type_name("MS");
+  bench_command->add_flag("--compare", bench.compare,
+                          "Also time PyTorch and oneDNN on the same layers, interleaved in "
+                          "rounds, and print the speedups");
+  bench_command
+      ->add_option("--rounds", bench.rounds,
+                   "With --compare: rounds per layer; each library runs once a round "
+                   "(default 5)")
+      ->type_name("R");
+
+  bool bench_stream = false;
+  bench_command->add_flag("--stream", bench_stream,
+                          "Per-push latency of streaming convolution against recomputing the "
+                          "window at every push (docs/streaming.md)");
+  StreamCommandOptions stream;
+  CLI::App* stream_command = add_stream_command(app, stream, add_conv_flags);
 
   // CLI11 would only say "A subcommand is required" for a misspelt one.
   const std::string first = argc > 1 ? argv[1] : "";
   if (!first.empty() && first[0] != '-' && first != "apply" && first != "backward" &&
-      first != "info" && first != "bench") {
-    return fail(
-        fmt::format("unknown subcommand '{}': expected apply, backward, info or bench", argv[1]));
+      first != "info" && first != "bench" && first != "stream") {
+    return fail(fmt::format(
+        "unknown subcommand '{}': expected apply, backward, info, bench or stream", argv[1]));
   }
   try {
     app.parse(argc, argv);
@@ -181,6 +197,8 @@ int run(int argc, char** argv) {
   if (*apply_command) return run_apply(apply);
   if (*backward_command) return run_backward(backward);
   if (*info_command) return run_info(info);
+  if (*stream_command) return run_stream(stream);
+  if (bench_stream) return run_stream_bench(bench);
   return run_bench(bench);
 }
 

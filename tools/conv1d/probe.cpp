@@ -1,0 +1,123 @@
+#include "probe.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace conv1d::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// 12 independent accumulators in named registers cover FMA latency (4
+// cycles) x 2 ports with slack, so the loop is throughput bound. (An array
+// of accumulators ends up in memory at -O2.) Returns FLOPs done.
+#define CONV1D_FMA12(fma, V)                                                                 \
+  V a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, \
+    a11 = x;                                                                                 \
+  for (long it = 0; it < iterations; ++it) {                                                 \
+    a0 = fma(a0, m, c);                                                                      \
+    a1 = fma(a1, m, c);                                                                      \
+    a2 = fma(a2, m, c);                                                                      \
+    a3 = fma(a3, m, c);                                                                      \
+    a4 = fma(a4, m, c);                                                                      \
+    a5 = fma(a5, m, c);                                                                      \
+    a6 = fma(a6, m, c);                                                                      \
+    a7 = fma(a7, m, c);                                                                      \
+    a8 = fma(a8, m, c);                                                                      \
+    a9 = fma(a9, m, c);                                                                      \
+    a10 = fma(a10, m, c);                                                                    \
+    a11 = fma(a11, m, c);                                                                    \
+  }                                                                                          \
+  x = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+
+__attribute__((target("avx512f"))) double fma_loop_avx512(long iterations, float* sink) {
+  __m512 x = _mm512_set1_ps(1.0f);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  CONV1D_FMA12(_mm512_fmadd_ps, __m512)
+  float lanes[16];
+  _mm512_storeu_ps(lanes, x);
+  *sink = lanes[0];
+  return static_cast<double>(iterations) * 12 * 16 * 2;
+}
+
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(long iterations, float* sink) {
+  __m256 x = _mm256_set1_ps(1.0f);
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  CONV1D_FMA12(_mm256_fmadd_ps, __m256)
+  float lanes[8];
+  _mm256_storeu_ps(lanes, x);
+  *sink = lanes[0];
+  return static_cast<double>(iterations) * 12 * 8 * 2;
+}
+#undef CONV1D_FMA12
+
+template <class Work>
+double run_on_threads(int threads, const Work& work) {
+  std::vector<double> amounts(static_cast<size_t>(threads));
+  const auto start = Clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] { amounts[static_cast<size_t>(t)] = work(); });
+  }
+  for (auto& worker : workers) worker.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  double total = 0;
+  for (double amount : amounts) total += amount;
+  return total / seconds;
+}
+
+}  // namespace
+
+MachinePeak measure_peak(int threads) {
+  MachinePeak peak;
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  peak.isa = avx512 ? "avx512" : avx2 ? "avx2" : "none";
+  // Best of several short runs: the machine may be shared and noisy.
+  constexpr int kRounds = 5;
+  for (int round = 0; round < kRounds; ++round) {
+    const double flops_per_s = run_on_threads(threads, [&] {
+      float local = 0;
+      const double flops = avx512 ? fma_loop_avx512(4'000'000, &local)
+                           : avx2 ? fma_loop_avx2(4'000'000, &local)
+                                  : 0.0;
+      volatile float keep = local;  // the FMA results must not be optimised away
+      (void)keep;
+      return flops;
+    });
+    peak.gflops = std::max(peak.gflops, flops_per_s * 1e-9);
+  }
+  // Streaming copy of 64 MiB per thread: far beyond any cache.
+  constexpr size_t kFloats = size_t{16} << 20;
+  std::vector<std::vector<float>> sources(static_cast<size_t>(threads)),
+      destinations(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    sources[static_cast<size_t>(t)].assign(kFloats, 1.0f);
+    destinations[static_cast<size_t>(t)].assign(kFloats, 0.0f);
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    int next_thread = 0;
+    std::mutex next_mutex;
+    const double bytes_per_s = run_on_threads(threads, [&] {
+      size_t t = 0;
+      {
+        std::lock_guard lock(next_mutex);
+        t = static_cast<size_t>(next_thread++);
+      }
+      std::memcpy(destinations[t].data(), sources[t].data(), kFloats * sizeof(float));
+      // A copy reads and writes every byte.
+      return 2.0 * static_cast<double>(kFloats * sizeof(float));
+    });
+    peak.gigabytes_per_s = std::max(peak.gigabytes_per_s, bytes_per_s * 1e-9);
+  }
+  return peak;
+}
+
+}  // namespace conv1d::cli
