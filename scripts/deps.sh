@@ -22,6 +22,6 @@ conv1d_install_packages() {
 CONV1D_BUILD_PACKAGES=(g++ cmake ninja-build libhwy-dev libcli11-dev libfmt-dev
   nlohmann-json3-dev)
 # What the tests add: GoogleTest and PyTorch (the oracle for end-to-end tests).
-CONV1D_TEST_PACKAGES=(googletest libgtest-dev python3 python3-numpy python3-torch)
+CONV1D_TEST_PACKAGES=(googletest libgtest-dev python3 python3-numpy python3-torch libsndfile1-dev)
 # Optional comparison libraries for `conv1d bench --compare`.
 CONV1D_COMPARE_PACKAGES=(libdnnl-dev python3-torch python3-numpy)
