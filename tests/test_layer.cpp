@@ -99,7 +99,8 @@ TEST(Conv1dLayer, ForwardMatchesReferenceInEveryLayoutAndRank) {
   // The layer's algorithm may sum in another order than the reference.
   for (int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.value(i), expected.value(i), 1e-14);
 
-  // Channels-last: transpose in, transpose out, same numbers.
+  // Channels-last: transpose in, transpose out, the same numbers up to the
+  // summation order of the algorithm chosen for each layout.
   Tensor x_nlc(DType::f64, {3, 20, 6});
   for (int64_t n = 0; n < 3; ++n)
     for (int64_t c = 0; c < 6; ++c)
@@ -110,15 +111,15 @@ TEST(Conv1dLayer, ForwardMatchesReferenceInEveryLayoutAndRank) {
   for (int64_t n = 0; n < 3; ++n)
     for (int64_t c = 0; c < 4; ++c)
       for (int64_t l = 0; l < 11; ++l)
-        EXPECT_EQ(y_nlc.data<double>()[(n * 11 + l) * 4 + c],
-                  y.data<double>()[(n * 4 + c) * 11 + l]);
+        EXPECT_NEAR(y_nlc.data<double>()[(n * 11 + l) * 4 + c],
+                    y.data<double>()[(n * 4 + c) * 11 + l], 1e-14);
 
   // Unbatched: the first sample alone.
   Tensor x0(DType::f64, {6, 20});
   std::copy_n(x.data<double>(), 120, x0.data<double>());
   const Tensor y0 = layer.forward(x0);
   ASSERT_EQ(y0.shape(), (std::vector<int64_t>{4, 11}));
-  for (int64_t i = 0; i < 44; ++i) EXPECT_EQ(y0.value(i), y.value(i));
+  for (int64_t i = 0; i < 44; ++i) EXPECT_NEAR(y0.value(i), y.value(i), 1e-14);
 
   // Empty batch.
   EXPECT_EQ(layer.forward(Tensor(DType::f64, {0, 6, 20})).shape(),
