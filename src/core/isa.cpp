@@ -66,6 +66,9 @@ std::string_view name_of(int64_t target) {
 
 int64_t best_target() {
   const int64_t supported = hwy::SupportedTargets();
+  // Highway 1.0.3's SupportedTargets() re-detects and points the dispatch
+  // at every target the CPU has, ignoring DisableTargets; re-apply the cap.
+  hwy::GetChosenTarget().Update(supported);
   return supported & -supported;  // lowest bit = best target
 }
 

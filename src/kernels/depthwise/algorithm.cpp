@@ -1,0 +1,265 @@
+// The depthwise algorithm as a registry entry: plan-time geometry, weight
+// packing, the task grid and threads. The task code is in kernels.cpp.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/executor.hpp"
+#include "core/strings.hpp"
+#include "core/threads.hpp"
+#include "kernels/depthwise/depthwise.hpp"
+
+namespace conv1d::algorithms::depthwise {
+
+namespace {
+
+using kernels::depthwise::Args;
+using kernels::depthwise::Geometry;
+using kernels::depthwise::Shape;
+using kernels::depthwise::Target;
+
+// NCL rows go length-vectorised (read in place, no transposes) when their
+// taps fit in registers (g * K up to this) or when stride = dilation = 1
+// lets taps share loads (any K up to 4 vectors). The rest (long strided or
+// dilated kernels) is transposed into channel vectors.
+constexpr int64_t kMaxLengthTaps = 8;
+// Packed input + output tile of a channel-vector task stay in L1 (48 KiB).
+constexpr int64_t kTileBudgetBytes = 32 * 1024;
+// L1 data TLB entries a channels-last task may touch (64 here).
+constexpr int64_t kTlbPages = 48;
+// Output positions of a length-vector task: a 16 KiB row segment.
+constexpr int64_t kRowTileBytes = 16 * 1024;
+// Enough tasks that a few threads balance.
+constexpr int64_t kMinTasks = 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+Shape choose_shape(const Problem& p, int64_t lanes) {
+  if (p.layout != Layout::ncl) return Shape::channel_vectors;
+  const bool shared = p.stride == 1 && p.dilation == 1 &&
+                      ceil_div(p.kernel_size, lanes) <= kernels::depthwise::kMaxTapsPerResidue;
+  if (shared || p.in_channels_per_group() * p.kernel_size <= kMaxLengthTaps) {
+    return Shape::length_vectors;
+  }
+  return Shape::channel_vectors;
+}
+
+Geometry make_geometry(const Problem& p, const Target& target) {
+  Geometry g;
+  const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
+  g.shape = choose_shape(p, lanes);
+  g.blocks_fastest = p.layout == Layout::nlc;
+  g.batch = p.batch;
+  g.in_channels = p.in_channels;
+  g.out_channels = p.out_channels;
+  g.length = p.length;
+  g.out_length = p.out_length();
+  g.kernel_size = p.kernel_size;
+  g.stride = p.stride;
+  g.dilation = p.dilation;
+  g.pad_left = p.pad_left;
+  g.padding_mode = p.padding_mode;
+  g.in_per_group = p.in_channels_per_group();
+  g.out_per_group = p.out_channels_per_group();
+  const int64_t element = dtype_size(p.dtype);
+  // Tiles are multiples of `quantum` outputs: whole register blocks (and
+  // whole transposes) for channel vectors, whole 4-vector steps for rows.
+  int64_t tile = 0, quantum = 0;
+  if (g.shape == Shape::channel_vectors) {
+    g.channel_block = lanes;
+    // g packed spans of tile*stride + halo positions plus the output tile.
+    const int64_t positions = kTileBudgetBytes / (lanes * element);
+    const int64_t halo = (p.kernel_size - 1) * p.dilation + 1 + p.stride;
+    quantum = static_cast<int64_t>(target.positions) * lanes;
+    tile = (positions - g.in_per_group * halo) / (g.in_per_group * p.stride + 1);
+  } else {
+    g.channel_block = 1;
+    quantum = 4 * lanes;
+    tile = kRowTileBytes / element;
+  }
+  g.channel_blocks = ceil_div(p.out_channels, g.channel_block);
+  if (g.blocks_fastest) {
+    // A task sweeps all blocks over its tile, reading 64 bytes of each input
+    // row per block: few enough rows for the L1 TLB (Mamba's 6 KiB rows: 27).
+    quantum = static_cast<int64_t>(target.positions);
+    const int64_t row_bytes = p.in_channels * element;
+    const int64_t halo = (p.kernel_size - 1) * p.dilation + 1;
+    const int64_t rows = std::max<int64_t>(kTlbPages * 4096 / row_bytes, 1);
+    tile = std::min(tile, (rows - halo) / p.stride);
+    tile = std::max(quantum, tile / quantum * quantum);
+    g.blocks_per_task = g.channel_blocks;
+    const int64_t tasks = p.batch * ceil_div(g.out_length, tile);
+    if (tasks < kMinTasks) {
+      g.blocks_per_task = std::max<int64_t>(g.channel_blocks * tasks / kMinTasks, 1);
+    }
+  } else {
+    // Shorter tiles, down to one quantum, when the grid is too small to
+    // share between threads.
+    const int64_t rows = p.batch * g.channel_blocks;
+    if (rows * ceil_div(g.out_length, tile) < kMinTasks) {
+      tile = ceil_div(g.out_length * rows, kMinTasks);
+    }
+    tile = std::max(quantum, tile / quantum * quantum);
+  }
+  g.tile_length = std::min(tile, g.out_length);
+  g.tiles = ceil_div(g.out_length, g.tile_length);
+  return g;
+}
+
+// Packed weights start on a cache line: a weight vector split over two
+// lines costs ~10% on the K = 31 tile.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  explicit CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t count) {
+    void* data = std::aligned_alloc(64, kernels::depthwise::round_up_64(count * sizeof(T)));
+    if (data == nullptr) throw std::bad_alloc();
+    return static_cast<T*>(data);
+  }
+  void deallocate(T* data, size_t) { std::free(data); }
+  bool operator==(const CacheLineAllocator&) const { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
+
+// Per-thread scratch that only grows: no allocation after the first call.
+void* thread_scratch(size_t bytes) {
+  struct Storage {
+    void* data = nullptr;
+    size_t capacity = 0;
+    ~Storage() { std::free(data); }
+  };
+  thread_local Storage storage;
+  if (storage.capacity < bytes) {
+    std::free(storage.data);
+    storage.capacity = kernels::depthwise::round_up_64(bytes);
+    storage.data = std::aligned_alloc(64, storage.capacity);
+    if (storage.data == nullptr) {
+      storage.capacity = 0;
+      throw Error(core::str_cat("depthwise: cannot allocate ", bytes, " bytes of scratch"));
+    }
+  }
+  return storage.data;
+}
+
+class DepthwiseExecutor final : public detail::Executor {
+ public:
+  explicit DepthwiseExecutor(const Problem& problem)
+      : Executor(problem), target_(kernels::depthwise::chosen_target()) {
+    geometry_ = make_geometry(problem_, target_);
+    lanes_ = problem_.dtype == DType::f32 ? target_.lanes_f32 : target_.lanes_f64;
+    scratch_bytes_ = kernels::depthwise::scratch_bytes(
+        geometry_, lanes_, static_cast<size_t>(dtype_size(problem_.dtype)));
+  }
+
+  void set_weights(const void* weight, const void* bias) override {
+    if (problem_.dtype == DType::f32) {
+      pack(static_cast<const float*>(weight), static_cast<const float*>(bias), weight_f32_,
+           bias_f32_);
+    } else {
+      pack(static_cast<const double*>(weight), static_cast<const double*>(bias), weight_f64_,
+           bias_f64_);
+    }
+  }
+
+  void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
+    run(input, output, weight_f32_, bias_f32_, target_.run_f32, threads);
+  }
+  void forward(TensorRef<const double> input, TensorRef<double> output,
+               int threads) const override {
+    run(input, output, weight_f64_, bias_f64_, target_.run_f64, threads);
+  }
+
+ private:
+  template <class T>
+  void pack(const T* weight, const T* bias, AlignedVector<T>& weights, AlignedVector<T>& biases) {
+    const Geometry& g = geometry_;
+    const int64_t taps = g.in_per_group * g.kernel_size;
+    if (g.shape == Shape::length_vectors) {
+      weights.assign(weight, weight + g.out_channels * taps);
+      biases.assign(static_cast<size_t>(g.out_channels), T(0));
+      if (bias != nullptr) std::copy(bias, bias + g.out_channels, biases.begin());
+      return;
+    }
+    // [block][ci][k][lane]: one aligned vector per tap; lanes past C_out zero.
+    const int64_t v = lanes_;
+    weights.assign(static_cast<size_t>(g.channel_blocks * taps * v), T(0));
+    biases.assign(static_cast<size_t>(g.channel_blocks * v), T(0));
+    for (int64_t co = 0; co < g.out_channels; ++co) {
+      const int64_t block = co / v, lane = co % v;
+      for (int64_t t = 0; t < taps; ++t) {
+        weights[static_cast<size_t>((block * taps + t) * v + lane)] = weight[co * taps + t];
+      }
+      if (bias != nullptr) biases[static_cast<size_t>(co)] = bias[co];
+    }
+  }
+
+  template <class T>
+  void run(TensorRef<const T> input, TensorRef<T> output, const AlignedVector<T>& weights,
+           const AlignedVector<T>& biases, void (*task_fn)(const Args<T>&, int64_t, void*),
+           int threads) const {
+    Args<T> args;
+    args.geometry = &geometry_;
+    args.input = input;
+    args.output = output;
+    args.weight = weights.data();
+    args.bias = biases.data();
+    const size_t bytes = scratch_bytes_;
+    core::parallel_for(geometry_.tasks(), threads,
+                       [&](int64_t task) { task_fn(args, task, thread_scratch(bytes)); });
+  }
+
+  const Target& target_;
+  Geometry geometry_;
+  int64_t lanes_ = 1;
+  size_t scratch_bytes_ = 0;
+  AlignedVector<float> weight_f32_, bias_f32_;
+  AlignedVector<double> weight_f64_, bias_f64_;
+};
+
+}  // namespace
+
+std::optional<std::string> why_not(const Problem& p) {
+  if (p.groups == p.in_channels || p.in_channels_per_group() <= 2) return std::nullopt;
+  return core::str_cat(
+      "needs groups == in_channels (depthwise) or at most 2 input channels per "
+      "group; this problem has ",
+      p.in_channels_per_group(), " (in_channels=", p.in_channels, ", groups=", p.groups, ")");
+}
+
+// Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
+// whichever is slower. Fractions measured on one AVX-512 core here (peak
+// ~235 GFLOP/s): Conformer K = 31 reaches ~90 GFLOP/s as NCL rows, ~155 as
+// channels-last channel vectors.
+double estimated_seconds(const Problem& p) {
+  const Target& target = kernels::depthwise::chosen_target();
+  const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
+  // Two FMA pipes x lanes x 2 flops at ~3.3 GHz (AVX-512 f32: ~210 GFLOP/s).
+  const double peak = 4.0 * static_cast<double>(lanes) * 3.3e9;
+  double efficiency = 0.4;  // rows: bound by cache-line-split loads
+  if (choose_shape(p, lanes) == Shape::channel_vectors) {
+    efficiency = p.stride == p.dilation ? 0.65 : 0.4;  // taps share loads, or not
+    if (p.layout == Layout::ncl) efficiency *= 0.6;    // transposes in and out
+  }
+  const double bytes = static_cast<double>(dtype_size(p.dtype)) * static_cast<double>(p.batch) *
+                       (static_cast<double>(p.in_channels * p.length) +
+                        static_cast<double>(p.out_channels * p.out_length()));
+  // ~80 GB/s while input and output fit in L2 (2 MiB), ~30 GB/s beyond.
+  const double bandwidth = bytes <= 1.5e6 ? 80e9 : 30e9;
+  return std::max(p.flops() / (peak * efficiency), bytes / bandwidth) + 1e-6;
+}
+
+std::unique_ptr<detail::Executor> create(const Problem& problem) {
+  return std::make_unique<DepthwiseExecutor>(problem);
+}
+
+}  // namespace conv1d::algorithms::depthwise

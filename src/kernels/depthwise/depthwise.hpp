@@ -1,0 +1,120 @@
+// Depthwise convolution (groups == C_in, any depth multiplier m = C_out/C_in)
+// and grouped convolution with at most two input channels per group: the
+// interface between the plan-side executor (algorithm.cpp) and the per-ISA
+// task code (kernels.cpp).
+//
+// Output channel co reads input channels (co / m) * g + ci, ci < g, where g is
+// C_in / groups (1 for depthwise) and m is C_out / groups. Two task shapes:
+//
+// - "lanes = channels" (channel-vectorised): a SIMD vector holds V output
+//   channels at one position. The input positions a task needs are packed
+//   into a [position][V] buffer (padding resolved, NCL rows transposed in
+//   registers, lanes replicated for m > 1) unless the input is channels-last
+//   and can be read in place. The tap weights are vectors, so a register
+//   block of J positions x KC taps shares every input load among up to KC
+//   FMAs: compute-bound layers (K = 31) run close to the FMA peak.
+// - "lanes = length" (length-vectorised): a SIMD vector holds V consecutive
+//   output positions of one channel row and the weights are broadcasts. NCL
+//   rows are read in place (no transposes), so memory-bound layers (K = 4)
+//   move each byte once.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+#include <cstddef>
+#include <cstdint>
+
+namespace conv1d::kernels::depthwise {
+
+enum class Shape { channel_vectors, length_vectors };
+
+// Plan-time constants shared by every task.
+struct Geometry {
+  Shape shape = Shape::channel_vectors;
+  int64_t batch = 0;
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t length = 0;  // L_in
+  int64_t out_length = 0;
+  int64_t kernel_size = 0;
+  int64_t stride = 1;
+  int64_t dilation = 1;
+  int64_t pad_left = 0;
+  PaddingMode padding_mode = PaddingMode::zeros;
+  int64_t in_per_group = 1;   // g
+  int64_t out_per_group = 1;  // m
+
+  // Task grid: batch x groups of channel blocks x length tiles. Tiles vary
+  // fastest for NCL (a task streams along rows); for channels-last a task
+  // sweeps many blocks over a short tile, so that it reads whole input rows
+  // (64 bytes per block) from few pages.
+  bool blocks_fastest = false;
+  int64_t channel_block = 0;  // output channels per block (V for channel_vectors)
+  int64_t channel_blocks = 0;
+  int64_t blocks_per_task = 1;
+  int64_t tile_length = 0;  // output positions per task
+  int64_t tiles = 0;
+  int64_t block_groups() const { return (channel_blocks + blocks_per_task - 1) / blocks_per_task; }
+  int64_t tasks() const { return batch * block_groups() * tiles; }
+};
+
+template <class T>
+struct Args {
+  const Geometry* geometry = nullptr;
+  TensorRef<const T> input;
+  TensorRef<T> output;
+  // channel_vectors: [C_out blocks of V][g][K][V], lanes past C_out zero.
+  // length_vectors: the user's (C_out, g, K).
+  const T* weight = nullptr;
+  // channel_vectors: [blocks][V], zero when the problem has no bias.
+  // length_vectors: [C_out], zero when the problem has no bias.
+  const T* bias = nullptr;
+};
+
+// What one SIMD target provides (see kernels.cpp).
+struct Target {
+  int lanes_f32 = 1;
+  int lanes_f64 = 1;
+  int positions = 1;  // output positions per register block (channel vectors)
+  // Runs one task; `scratch` is 64-byte aligned and scratch_bytes() long.
+  void (*run_f32)(const Args<float>& args, int64_t task, void* scratch) = nullptr;
+  void (*run_f64)(const Args<double>& args, int64_t task, void* scratch) = nullptr;
+};
+
+// The target chosen by core::chosen_target() at the time of the call.
+const Target& chosen_target();
+
+// Length vectors of N lanes share row loads between taps k and k + N when
+// stride = dilation = 1 and there are at most this many taps per residue.
+constexpr int64_t kMaxTapsPerResidue = 4;
+inline bool shares_row_loads(const Geometry& g, int64_t lanes) {
+  return g.stride == 1 && g.dilation == 1 &&
+         (g.kernel_size + lanes - 1) / lanes <= kMaxTapsPerResidue;
+}
+
+inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Padded input positions one task of `outputs` positions reads.
+inline int64_t input_span(const Geometry& g, int64_t outputs) {
+  return (outputs - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
+}
+
+// Scratch of one task in bytes; parts are 64-byte aligned. channel_vectors:
+// g packed inputs [span][V] and an output tile [tile][V]. length_vectors:
+// g packed rows (span of tile_length + V outputs, de-interleaved into
+// `stride` phases), an output row of tile_length + V and the g * K tap
+// pointers.
+inline size_t scratch_bytes(const Geometry& g, int64_t lanes, size_t element) {
+  const auto tile = static_cast<size_t>(g.tile_length);
+  const auto in_per_group = static_cast<size_t>(g.in_per_group);
+  const auto v = static_cast<size_t>(lanes);
+  if (g.shape == Shape::channel_vectors) {
+    const auto span = static_cast<size_t>(input_span(g, g.tile_length) + g.stride);
+    return in_per_group * round_up_64(span * v * element) + round_up_64(tile * v * element);
+  }
+  // Row pieces run whole vectors: up to lanes - 1 outputs past the tile.
+  const auto span = static_cast<size_t>(input_span(g, g.tile_length + lanes) + g.stride);
+  return in_per_group * round_up_64((span + v) * element) + round_up_64((tile + v) * element) +
+         round_up_64(in_per_group * static_cast<size_t>(g.kernel_size) * sizeof(void*));
+}
+
+}  // namespace conv1d::kernels::depthwise

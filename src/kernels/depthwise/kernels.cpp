@@ -1,0 +1,847 @@
+// Per-ISA task code of the depthwise algorithm, compiled once per Highway
+// target (hwy/foreach_target.h re-includes this file). Serial: the executor
+// in algorithm.cpp owns the task grid and the threads.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/depthwise/kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+// foreach_target.h must come first.
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "core/isa.hpp"
+#include "core/padding.hpp"
+#include "kernels/depthwise/depthwise.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace conv1d::kernels::depthwise {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+template <class D>
+using Vec = hn::Vec<D>;
+
+// Register block of the channel-vector kernel: kPositions accumulators and
+// kTaps weight vectors, so each input load feeds up to kTaps FMAs (one load
+// per FMA would saturate the two load ports before the two FMA pipes).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// 12 + 8 + 1 of 32 zmm; measured on the K = 31 tile in L1: 88% of the FMA
+// peak (J x KC = 8x8: 83%, 16x8: 81%, 12x16: spills).
+constexpr size_t kPositions = 12;
+constexpr size_t kTaps = 8;
+#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+constexpr size_t kPositions = 4;
+constexpr size_t kTaps = 4;
+#else
+// 16 registers: 6 + 6 + 1.
+constexpr size_t kPositions = 6;
+constexpr size_t kTaps = 6;
+#endif
+// Length-vector kernels: output vectors per iteration (independent FMA
+// chains for the 4-cycle latency), the largest tap count whose weights stay
+// in registers, and the largest taps-per-residue of SharedRow.
+constexpr size_t kRowVectors = 4;
+constexpr size_t kRegisterTaps = 8;
+constexpr size_t kMaxSharedTaps = kMaxTapsPerResidue;
+
+// ---------------------------------------------------------------------------
+// In-register transpose of the N x N block rows[0..N) (N = lanes).
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+HWY_INLINE void Transpose(hn::ScalableTag<float>, Vec<hn::ScalableTag<float>>* r) {
+  __m512 t[16];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i].raw, r[i + 1].raw);
+    t[i + 1] = _mm512_unpackhi_ps(r[i].raw, r[i + 1].raw);
+  }
+  __m512 u[16];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), e = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  // u[4c + q] holds column 4b + q of rows 4c..4c+3 in 128-bit block b.
+  HWY_UNROLL(16)
+  for (int q = 0; q < 4; ++q) {
+    t[q] = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44);
+    t[q + 4] = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE);
+    t[q + 8] = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);
+    t[q + 12] = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);
+  }
+  HWY_UNROLL(16)
+  for (int q = 0; q < 4; ++q) {
+    r[q].raw = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+    r[q + 4].raw = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
+    r[q + 8].raw = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0x88);
+    r[q + 12].raw = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0xDD);
+  }
+}
+HWY_INLINE void Transpose(hn::ScalableTag<double>, Vec<hn::ScalableTag<double>>* r) {
+  __m512d t[8];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_pd(r[i].raw, r[i + 1].raw);
+    t[i + 1] = _mm512_unpackhi_pd(r[i].raw, r[i + 1].raw);
+  }
+  // t[2a + q] holds column 2b + q of rows 2a..2a+1 in 128-bit block b.
+  __m512d s[8];
+  HWY_UNROLL(16)
+  for (int q = 0; q < 2; ++q) {
+    s[q] = _mm512_shuffle_f64x2(t[q], t[2 + q], 0x44);
+    s[q + 2] = _mm512_shuffle_f64x2(t[q], t[2 + q], 0xEE);
+    s[q + 4] = _mm512_shuffle_f64x2(t[4 + q], t[6 + q], 0x44);
+    s[q + 6] = _mm512_shuffle_f64x2(t[4 + q], t[6 + q], 0xEE);
+  }
+  HWY_UNROLL(16)
+  for (int q = 0; q < 2; ++q) {
+    r[q].raw = _mm512_shuffle_f64x2(s[q], s[q + 4], 0x88);
+    r[q + 2].raw = _mm512_shuffle_f64x2(s[q], s[q + 4], 0xDD);
+    r[q + 4].raw = _mm512_shuffle_f64x2(s[q + 2], s[q + 6], 0x88);
+    r[q + 6].raw = _mm512_shuffle_f64x2(s[q + 2], s[q + 6], 0xDD);
+  }
+}
+#elif HWY_TARGET == HWY_AVX2
+HWY_INLINE void Transpose(hn::ScalableTag<float>, Vec<hn::ScalableTag<float>>* r) {
+  __m256 t[8];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i].raw, r[i + 1].raw);
+    t[i + 1] = _mm256_unpackhi_ps(r[i].raw, r[i + 1].raw);
+  }
+  __m256 u[8];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 8; i += 4) {
+    const __m256d a = _mm256_castps_pd(t[i]), b = _mm256_castps_pd(t[i + 1]);
+    const __m256d c = _mm256_castps_pd(t[i + 2]), e = _mm256_castps_pd(t[i + 3]);
+    u[i] = _mm256_castpd_ps(_mm256_unpacklo_pd(a, c));
+    u[i + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(a, c));
+    u[i + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(b, e));
+    u[i + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(b, e));
+  }
+  HWY_UNROLL(16)
+  for (int q = 0; q < 4; ++q) {
+    r[q].raw = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+    r[q + 4].raw = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+  }
+}
+HWY_INLINE void Transpose(hn::ScalableTag<double>, Vec<hn::ScalableTag<double>>* r) {
+  __m256d t[4];
+  HWY_UNROLL(16)
+  for (int i = 0; i < 4; i += 2) {
+    t[i] = _mm256_unpacklo_pd(r[i].raw, r[i + 1].raw);
+    t[i + 1] = _mm256_unpackhi_pd(r[i].raw, r[i + 1].raw);
+  }
+  HWY_UNROLL(16)
+  for (int q = 0; q < 2; ++q) {
+    r[q].raw = _mm256_permute2f128_pd(t[q], t[2 + q], 0x20);
+    r[q + 2].raw = _mm256_permute2f128_pd(t[q], t[2 + q], 0x31);
+  }
+}
+#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
+HWY_INLINE void Transpose(hn::ScalableTag<float>, Vec<hn::ScalableTag<float>>* r) {
+  const __m128 t0 = _mm_unpacklo_ps(r[0].raw, r[1].raw);
+  const __m128 t1 = _mm_unpackhi_ps(r[0].raw, r[1].raw);
+  const __m128 t2 = _mm_unpacklo_ps(r[2].raw, r[3].raw);
+  const __m128 t3 = _mm_unpackhi_ps(r[2].raw, r[3].raw);
+  r[0].raw = _mm_movelh_ps(t0, t2);
+  r[1].raw = _mm_movehl_ps(t2, t0);
+  r[2].raw = _mm_movelh_ps(t1, t3);
+  r[3].raw = _mm_movehl_ps(t3, t1);
+}
+HWY_INLINE void Transpose(hn::ScalableTag<double>, Vec<hn::ScalableTag<double>>* r) {
+  const __m128d t0 = _mm_unpacklo_pd(r[0].raw, r[1].raw);
+  r[1].raw = _mm_unpackhi_pd(r[0].raw, r[1].raw);
+  r[0].raw = t0;
+}
+#else
+// Portable: through memory (one lane on HWY_SCALAR: nothing to do).
+template <class D>
+HWY_INLINE void Transpose(D d, Vec<D>* r) {
+  using T = hn::TFromD<D>;
+  constexpr size_t N = hn::MaxLanes(D());
+  if constexpr (N > 1) {
+    HWY_ALIGN T block[N * N];
+    for (size_t i = 0; i < N; ++i) hn::Store(r[i], d, block + i * N);
+    HWY_ALIGN T column[N];
+    for (size_t j = 0; j < N; ++j) {
+      for (size_t i = 0; i < N; ++i) column[i] = block[i * N + j];
+      r[j] = hn::Load(d, column);
+    }
+  }
+}
+#endif
+
+struct TaskIndex {
+  int64_t n, block_begin, block_end, tile;
+};
+inline TaskIndex decode(const Geometry& g, int64_t task) {
+  const int64_t groups = g.block_groups();
+  int64_t n, group, tile;
+  if (g.blocks_fastest) {
+    n = task / groups / g.tiles, group = task % groups, tile = task / groups % g.tiles;
+  } else {
+    n = task / g.tiles / groups, group = task / g.tiles % groups, tile = task % g.tiles;
+  }
+  const int64_t begin = group * g.blocks_per_task;
+  return {n, begin, std::min(begin + g.blocks_per_task, g.channel_blocks), tile};
+}
+
+// ---------------------------------------------------------------------------
+// Channel-vector kernel: a vector holds N output channels at one position.
+
+template <class T>
+struct ChannelRun {
+  const T* x[2] = {};         // per input channel of the group: input at output 0, tap 0
+  ptrdiff_t step = 0;         // elements between consecutive outputs
+  ptrdiff_t tap_step = 0;     // elements between consecutive taps
+  const T* weight = nullptr;  // [g][K][N]
+  const T* bias = nullptr;    // [N]
+  T* y = nullptr;
+  ptrdiff_t y_step = 0;
+  int64_t count = 0;  // outputs
+  int64_t in_per_group = 1;
+  int64_t kernel_size = 1;
+};
+
+// Position P of a chunk: one load, FMAs into every accumulator j = P - I.
+template <size_t J, size_t P, size_t I, class V>
+HWY_INLINE void FmaIfInBlock(V* acc, const V* w, V v) {
+  if constexpr (P >= I && P - I < J) acc[P - I] = hn::MulAdd(w[I], v, acc[P - I]);
+}
+template <size_t J, size_t P, class V, size_t... I>
+HWY_INLINE void SharedLoadFmas(V* acc, const V* w, V v, std::index_sequence<I...>) {
+  (FmaIfInBlock<J, P, I>(acc, w, v), ...);
+}
+template <size_t J, size_t KC, size_t P, class D, class T>
+HWY_INLINE void ChunkPosition(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t step) {
+  const Vec<D> v = hn::LoadU(d, x + static_cast<ptrdiff_t>(P) * step);
+  SharedLoadFmas<J, P>(acc, w, v, std::make_index_sequence<KC>());
+}
+template <size_t J, size_t KC, class D, class T, size_t... P>
+HWY_INLINE void ChunkPositions(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t step,
+                               std::index_sequence<P...>) {
+  (ChunkPosition<J, KC, P>(d, acc, w, x, step), ...);
+}
+template <class D, class T, size_t... I>
+HWY_INLINE void LoadWeights(D d, Vec<D>* w, const T* weight, std::index_sequence<I...>) {
+  ((w[I] = hn::LoadU(d, weight + I * hn::Lanes(d))), ...);
+}
+
+// acc[j] += sum_{i < KC} weight[i] * x[(j + i) * step], j < J: input position
+// j + i is loaded once for all its (j, i) pairs.
+template <size_t J, size_t KC, class D, class T>
+HWY_INLINE void Chunk(D d, Vec<D>* acc, const T* x, ptrdiff_t step, const T* weight) {
+  Vec<D> w[KC];
+  LoadWeights(d, w, weight, std::make_index_sequence<KC>());
+  ChunkPositions<J, KC>(d, acc, w, x, step, std::make_index_sequence<J + KC - 1>());
+}
+
+// Chunk<J, taps> for a run-time taps in [1, KC].
+template <size_t J, size_t KC, class D, class T>
+HWY_INLINE void ChunkOf(D d, Vec<D>* acc, const T* x, ptrdiff_t step, const T* weight,
+                        int64_t taps) {
+  if constexpr (KC > 1) {
+    if (taps < static_cast<int64_t>(KC)) return ChunkOf<J, KC - 1>(d, acc, x, step, weight, taps);
+  }
+  Chunk<J, KC>(d, acc, x, step, weight);
+}
+
+template <class D, size_t... I>
+HWY_INLINE void Fill(Vec<D>* acc, Vec<D> value, std::index_sequence<I...>) {
+  ((acc[I] = value), ...);
+}
+template <class D, class T, size_t... I>
+HWY_INLINE void StoreBlock(D d, const Vec<D>* acc, T* y, ptrdiff_t y_step,
+                           std::index_sequence<I...>) {
+  (hn::StoreU(acc[I], d, y + static_cast<ptrdiff_t>(I) * y_step), ...);
+}
+
+// Outputs [j0, j0 + J) of one run. Taps are summed in order k = 0..K-1 for
+// each input channel of the group, whatever J and the chunking: the result
+// does not depend on the tiling.
+template <size_t J, class D, class T>
+HWY_INLINE void ChannelBlock(D d, const ChannelRun<T>& r, int64_t j0, int64_t chunks,
+                             ptrdiff_t step, ptrdiff_t tap_step) {
+  constexpr size_t N = hn::MaxLanes(D());
+  Vec<D> acc[J];
+  Fill<D>(acc, hn::LoadU(d, r.bias), std::make_index_sequence<J>());
+  const int64_t K = r.kernel_size;
+  for (int64_t ci = 0; ci < r.in_per_group; ++ci) {
+    const T* x = r.x[ci] + j0 * step;
+    const T* w = r.weight + ci * K * static_cast<int64_t>(N);
+    if (step == tap_step) {
+      // Chunks of near-equal size: K = 31 runs as 8 + 8 + 8 + 7.
+      const int64_t base = K / chunks, longer = K % chunks;
+      int64_t k = 0;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t taps = base + (c < longer ? 1 : 0);
+        ChunkOf<J, kTaps>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N), taps);
+        k += taps;
+      }
+    } else {
+      // Dilation != stride: taps do not share loads.
+      for (int64_t k = 0; k < K; ++k) {
+        Chunk<J, 1>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N));
+      }
+    }
+  }
+  StoreBlock(d, acc, r.y + j0 * r.y_step, r.y_step, std::make_index_sequence<J>());
+}
+
+// The last count < kPositions outputs as one block: a block of one output
+// is a single FMA chain, latency bound (K = 31: 124 cycles).
+template <size_t J, class D, class T>
+HWY_INLINE void ChannelRemainder(D d, const ChannelRun<T>& r, int64_t j0, int64_t chunks,
+                                 ptrdiff_t step, ptrdiff_t tap_step, int64_t count) {
+  if constexpr (J > 1) {
+    if (count < static_cast<int64_t>(J)) {
+      return ChannelRemainder<J - 1>(d, r, j0, chunks, step, tap_step, count);
+    }
+  }
+  ChannelBlock<J>(d, r, j0, chunks, step, tap_step);
+}
+
+// kUnit: packed input with stride == dilation == 1 (step == tap_step == N).
+// Constant offsets let every load address the chunk base with an immediate;
+// a run-time step costs an add per load and spills address registers
+// (measured: ~150 vs ~180 GFLOP/s on the K = 31 tile).
+template <bool kUnit, class D, class T>
+HWY_NOINLINE void RunChannels(D d, const ChannelRun<T>& r) {
+  constexpr auto N = static_cast<ptrdiff_t>(hn::MaxLanes(D()));
+  const ptrdiff_t step = kUnit ? N : r.step;
+  const ptrdiff_t tap_step = kUnit ? N : r.tap_step;
+  const int64_t chunks = (r.kernel_size + kTaps - 1) / kTaps;
+  int64_t j = 0;
+  for (; j + static_cast<int64_t>(kPositions) <= r.count; j += kPositions) {
+    ChannelBlock<kPositions>(d, r, j, chunks, step, tap_step);
+  }
+  if (j < r.count) ChannelRemainder<kPositions - 1>(d, r, j, chunks, step, tap_step, r.count - j);
+}
+
+// ---------------------------------------------------------------------------
+// Packing for the channel-vector kernel: P[q - q0][lane] = xpad[n, channel
+// of lane, q] for padded positions q in [q0, q0 + count).
+
+template <class T>
+struct LaneChannels {
+  int64_t channel[hn::MaxLanes(hn::ScalableTag<T>())];  // input channel of each lane
+  bool contiguous;  // channel[i] == channel[0] + i and the tensor has channel stride 1
+};
+
+template <class D, class T>
+HWY_INLINE void GatherPosition(D d, const TensorRef<const T>& in, const T* sample,
+                               const LaneChannels<T>& lanes, int64_t src, T* out) {
+  constexpr size_t N = hn::MaxLanes(D());
+  if (src < 0) {
+    hn::Store(hn::Zero(d), d, out);
+  } else if (lanes.contiguous) {
+    hn::Store(hn::LoadU(d, sample + lanes.channel[0] + src * in.length_stride), d, out);
+  } else {
+    for (size_t i = 0; i < N; ++i) {
+      out[i] = sample[lanes.channel[i] * in.channel_stride + src * in.length_stride];
+    }
+  }
+}
+
+template <class D, class T>
+void PackChannels(D d, const Geometry& g, const TensorRef<const T>& in, int64_t n,
+                  const LaneChannels<T>& lanes, int64_t q0, int64_t count, T* HWY_RESTRICT packed) {
+  constexpr size_t N = hn::MaxLanes(D());
+  const T* sample = in.data + n * in.batch_stride;
+  const int64_t q1 = q0 + count;
+  const int64_t inner0 = std::clamp<int64_t>(q0, 0, g.length);
+  const int64_t inner1 = std::clamp<int64_t>(q1, inner0, g.length);
+  for (int64_t q = q0; q < std::min(q1, inner0); ++q) {
+    GatherPosition(d, in, sample, lanes, core::source_index(q, g.length, g.padding_mode),
+                   packed + (q - q0) * static_cast<int64_t>(N));
+  }
+  int64_t q = inner0;
+  if (!lanes.contiguous && in.length_stride == 1) {
+    // NCL rows: N positions of N rows at a time, transposed in registers.
+    const T* rows[N];
+    for (size_t i = 0; i < N; ++i) rows[i] = sample + lanes.channel[i] * in.channel_stride;
+    for (; q + static_cast<int64_t>(N) <= inner1; q += N) {
+      Vec<D> block[N];
+      for (size_t i = 0; i < N; ++i) block[i] = hn::LoadU(d, rows[i] + q);
+      Transpose(d, block);
+      T* out = packed + (q - q0) * static_cast<int64_t>(N);
+      for (size_t i = 0; i < N; ++i) hn::Store(block[i], d, out + i * N);
+    }
+  }
+  for (; q < inner1; ++q) {
+    GatherPosition(d, in, sample, lanes, q, packed + (q - q0) * static_cast<int64_t>(N));
+  }
+  for (q = std::max(q0, inner1); q < q1; ++q) {
+    GatherPosition(d, in, sample, lanes, core::source_index(q, g.length, g.padding_mode),
+                   packed + (q - q0) * static_cast<int64_t>(N));
+  }
+}
+
+// Writes the [count][N] tile of output channels co0.. (valid lanes only) at
+// positions l0.. of sample n.
+template <class D, class T>
+void UnpackChannels(D d, const T* HWY_RESTRICT tile, const TensorRef<T>& out, int64_t n,
+                    int64_t co0, int64_t valid, int64_t l0, int64_t count) {
+  constexpr size_t N = hn::MaxLanes(D());
+  T* sample = out.data + n * out.batch_stride + co0 * out.channel_stride;
+  int64_t t = 0;
+  // Strides in locals: stores through T* could alias the TensorRef.
+  const int64_t cs = out.channel_stride, ls = out.length_stride;
+  if (valid == static_cast<int64_t>(N) && ls == 1) {
+    for (; t + static_cast<int64_t>(N) <= count; t += N) {
+      Vec<D> block[N];
+      for (size_t i = 0; i < N; ++i) block[i] = hn::Load(d, tile + (t + i) * N);
+      Transpose(d, block);
+      T* y = sample + l0 + t;
+      for (size_t i = 0; i < N; ++i) hn::StoreU(block[i], d, y + static_cast<int64_t>(i) * cs);
+    }
+  }
+  for (; t < count; ++t) {
+    for (int64_t i = 0; i < valid; ++i) sample[i * cs + (l0 + t) * ls] = tile[t * N + i];
+  }
+}
+
+template <class D, class T>
+void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_t l0, int64_t l1,
+                      void* scratch) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const Geometry& g = *args.geometry;
+  const TensorRef<const T>& in = args.input;
+  const TensorRef<T>& out = args.output;
+  const int64_t co0 = block * N;
+  const int64_t valid = std::min(N, g.out_channels - co0);
+  const int64_t s = g.stride, K = g.kernel_size;
+
+  const size_t span = static_cast<size_t>(input_span(g, g.tile_length) + g.stride);
+  const size_t packed_bytes = round_up_64(span * N * sizeof(T));
+  auto* bytes = static_cast<unsigned char*>(scratch);
+  T* packed[2] = {reinterpret_cast<T*>(bytes), reinterpret_cast<T*>(bytes + packed_bytes)};
+  T* tile_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
+
+  ChannelRun<T> run;
+  run.weight = args.weight + block * g.in_per_group * K * N;
+  run.bias = args.bias + block * N;
+  run.in_per_group = g.in_per_group;
+  run.kernel_size = K;
+
+  // Channels-last input read in place for outputs whose taps are all inside
+  // [0, L): no copy in the interior, only the edges are packed.
+  const int64_t first_channel = co0 / g.out_per_group * g.in_per_group;
+  const bool in_place = g.in_per_group == 1 && in.channel_stride == 1 && valid == N &&
+                        (g.out_per_group == 1 || N == 1);
+  const bool out_in_place = valid == N && out.channel_stride == 1;
+  int64_t inner0 = l1, inner1 = l1;
+  if (in_place) {
+    const int64_t first = (g.pad_left + s - 1) / s;
+    const int64_t last_start = g.length - 1 + g.pad_left - (K - 1) * g.dilation;
+    const int64_t end = last_start < 0 ? first : last_start / s + 1;
+    inner0 = std::clamp(first, l0, l1);
+    inner1 = std::clamp(end, inner0, l1);
+  }
+  LaneChannels<T> lanes[2];
+  if (inner0 != l0 || inner1 != l1) {
+    for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
+      for (int64_t i = 0; i < N; ++i) {
+        // Lanes past C_out repeat lane 0: their weights are zero and their
+        // outputs are dropped.
+        const int64_t co = co0 + (i < valid ? i : 0);
+        lanes[ci].channel[i] = co / g.out_per_group * g.in_per_group + ci;
+      }
+      bool contiguous = in.channel_stride == 1;
+      for (int64_t i = 1; i < N; ++i) {
+        contiguous &= lanes[ci].channel[i] == lanes[ci].channel[0] + i;
+      }
+      lanes[ci].contiguous = contiguous;
+    }
+  }
+  const int64_t pieces[4] = {l0, inner0, inner1, l1};
+  for (int piece = 0; piece < 3; ++piece) {
+    const int64_t a = pieces[piece], b = pieces[piece + 1];
+    if (a >= b) continue;
+    const int64_t q0 = a * s - g.pad_left;
+    if (piece == 1) {
+      run.x[0] = in.data + n * in.batch_stride + first_channel + q0 * in.length_stride;
+      run.step = s * in.length_stride;
+      run.tap_step = g.dilation * in.length_stride;
+    } else {
+      for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
+        PackChannels(d, g, in, n, lanes[ci], q0, input_span(g, b - a), packed[ci]);
+        run.x[ci] = packed[ci];
+      }
+      run.step = s * N;
+      run.tap_step = g.dilation * N;
+    }
+    if (out_in_place) {
+      run.y = out.data + n * out.batch_stride + co0 + a * out.length_stride;
+      run.y_step = out.length_stride;
+    } else {
+      run.y = tile_out + (a - l0) * N;
+      run.y_step = N;
+    }
+    run.count = b - a;
+    if (run.step == N && run.tap_step == N) {
+      RunChannels<true>(d, run);
+    } else {
+      RunChannels<false>(d, run);
+    }
+  }
+  if (!out_in_place) UnpackChannels(d, tile_out, out, n, co0, valid, l0, l1 - l0);
+}
+
+// ---------------------------------------------------------------------------
+// Length-vector kernel: a vector holds N consecutive outputs of one channel.
+
+template <size_t NT, class D, class T, size_t... I>
+HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Vec<D> acc,
+                          std::index_sequence<I...>) {
+  ((acc = hn::MulAdd(w[I], hn::LoadU(d, x[I] + l), acc)), ...);
+  return acc;
+}
+
+// y[l] = bias + sum_t weight[t] * taps[t][l], weights held in registers.
+// Row kernels run whole vectors: count is a multiple of N.
+template <size_t NT, class D, class T>
+HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T* y,
+                           int64_t count) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const T* x[NT];
+  Vec<D> w[NT];
+  for (size_t t = 0; t < NT; ++t) {
+    x[t] = taps[t];
+    w[t] = hn::Set(d, weight[t]);
+  }
+  const Vec<D> b = hn::Set(d, bias);
+  int64_t l = 0;
+  for (; l + static_cast<int64_t>(kRowVectors) * N <= count; l += kRowVectors * N) {
+    Vec<D> acc[kRowVectors];
+    for (size_t j = 0; j < kRowVectors; ++j) {
+      acc[j] =
+          RowTaps<NT>(d, w, x, l + static_cast<int64_t>(j) * N, b, std::make_index_sequence<NT>());
+    }
+    for (size_t j = 0; j < kRowVectors; ++j) {
+      hn::StoreU(acc[j], d, y + l + static_cast<int64_t>(j) * N);
+    }
+  }
+  for (; l + N <= count; l += N) {
+    hn::StoreU(RowTaps<NT>(d, w, x, l, b, std::make_index_sequence<NT>()), d, y + l);
+  }
+}
+
+// Any tap count: weights broadcast from memory per block of outputs.
+template <class D, class T>
+HWY_NOINLINE void RowAny(D d, const T* const* taps, const T* weight, int64_t tap_count, T bias,
+                         T* y, int64_t count) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const Vec<D> b = hn::Set(d, bias);
+  int64_t l = 0;
+  for (; l + static_cast<int64_t>(kRowVectors) * N <= count; l += kRowVectors * N) {
+    Vec<D> acc[kRowVectors];
+    for (size_t j = 0; j < kRowVectors; ++j) acc[j] = b;
+    for (int64_t t = 0; t < tap_count; ++t) {
+      const Vec<D> w = hn::Set(d, weight[t]);
+      const T* x = taps[t] + l;
+      for (size_t j = 0; j < kRowVectors; ++j) {
+        acc[j] = hn::MulAdd(w, hn::LoadU(d, x + static_cast<int64_t>(j) * N), acc[j]);
+      }
+    }
+    for (size_t j = 0; j < kRowVectors; ++j) {
+      hn::StoreU(acc[j], d, y + l + static_cast<int64_t>(j) * N);
+    }
+  }
+  for (; l + N <= count; l += N) {
+    Vec<D> acc = b;
+    for (int64_t t = 0; t < tap_count; ++t) {
+      acc = hn::MulAdd(hn::Set(d, weight[t]), hn::LoadU(d, taps[t] + l), acc);
+    }
+    hn::StoreU(acc, d, y + l);
+  }
+}
+
+template <size_t NT, class D, class T>
+HWY_INLINE void RowDispatch(D d, const T* const* taps, const T* weight, int64_t tap_count, T bias,
+                            T* y, int64_t count) {
+  if constexpr (NT == 0) {
+    RowAny(d, taps, weight, tap_count, bias, y, count);
+  } else {
+    if (tap_count == static_cast<int64_t>(NT)) return RowFixed<NT>(d, taps, weight, bias, y, count);
+    RowDispatch<NT - 1>(d, taps, weight, tap_count, bias, y, count);
+  }
+}
+
+// GCC otherwise folds a load shared by two FMAs into both of them as a
+// memory operand: twice the cache-line-split loads this kernel is bound by.
+template <class V>
+HWY_INLINE void KeepInRegister(V& v) {
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+  asm("" : "+v"(v.raw));
+#else
+  (void)v;
+#endif
+}
+
+// Stride = dilation = 1: taps k and k + N read the same input vector one
+// output vector apart. Grouping taps by residue r = k mod N, each unaligned
+// row load feeds ceil(K / N) FMAs (2 for K = 31 on AVX-512), which halves
+// the cache-line-split loads that bound this kernel.
+template <size_t J, size_t M, class D, class T, size_t... I>
+HWY_INLINE void ResidueStep(D d, Vec<D>* acc, const Vec<D>* w, const T* x,
+                            std::index_sequence<I...>) {
+  Vec<D> v = hn::LoadU(d, x + M * hn::MaxLanes(D()));
+  KeepInRegister(v);
+  (FmaIfInBlock<J, M, I>(acc, w, v), ...);
+}
+template <size_t J, size_t TPR, class D, class T, size_t... M>
+HWY_INLINE void ResidueSteps(D d, Vec<D>* acc, const Vec<D>* w, const T* x,
+                             std::index_sequence<M...>) {
+  (ResidueStep<J, M>(d, acc, w, x, std::make_index_sequence<TPR>()), ...);
+}
+// acc[j] += sum_{i < TPR} weight[i * N] * x[(j + i) * N]: the taps r, r + N,
+// ... of one residue, x and weight already offset by r.
+template <size_t J, size_t TPR, class D, class T>
+HWY_INLINE void Residue(D d, Vec<D>* acc, const T* x, const T* weight) {
+  constexpr size_t N = hn::MaxLanes(D());
+  Vec<D> w[TPR];
+  for (size_t i = 0; i < TPR; ++i) w[i] = hn::Set(d, weight[i * N]);
+  ResidueSteps<J, TPR>(d, acc, w, x, std::make_index_sequence<J + TPR - 1>());
+}
+template <size_t J, size_t TPR, class D, class T>
+HWY_INLINE void ResidueOf(D d, Vec<D>* acc, const T* x, const T* weight, int64_t taps) {
+  if constexpr (TPR > 1) {
+    if (taps < static_cast<int64_t>(TPR)) return ResidueOf<J, TPR - 1>(d, acc, x, weight, taps);
+  }
+  Residue<J, TPR>(d, acc, x, weight);
+}
+
+template <size_t J, class D, class T>
+HWY_INLINE void SharedRowBlock(D d, const T* const* rows, const T* weight, int64_t in_per_group,
+                               int64_t K, T bias, T* y, int64_t l) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  Vec<D> acc[J];
+  Fill<D>(acc, hn::Set(d, bias), std::make_index_sequence<J>());
+  for (int64_t ci = 0; ci < in_per_group; ++ci) {
+    const T* x = rows[ci] + l;
+    const T* w = weight + ci * K;
+    for (int64_t r = 0; r < std::min(N, K); ++r) {
+      ResidueOf<J, kMaxSharedTaps>(d, acc, x + r, w + r, (K - 1 - r) / N + 1);
+    }
+  }
+  StoreBlock(d, acc, y + l, N, std::make_index_sequence<J>());
+}
+
+template <size_t J, class D, class T>
+HWY_INLINE void SharedRowRemainder(D d, const T* const* rows, const T* weight, int64_t in_per_group,
+                                   int64_t K, T bias, T* y, int64_t l, int64_t vectors) {
+  if constexpr (J > 1) {
+    if (vectors < static_cast<int64_t>(J)) {
+      return SharedRowRemainder<J - 1>(d, rows, weight, in_per_group, K, bias, y, l, vectors);
+    }
+  }
+  SharedRowBlock<J>(d, rows, weight, in_per_group, K, bias, y, l);
+}
+
+// y[l] = bias + sum_{ci, k} weight[ci][k] * rows[ci][l + k].
+template <class D, class T>
+HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t in_per_group,
+                            int64_t K, T bias, T* y, int64_t count) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  int64_t l = 0;
+  for (; l + static_cast<int64_t>(kPositions) * N <= count; l += kPositions * N) {
+    SharedRowBlock<kPositions>(d, rows, weight, in_per_group, K, bias, y, l);
+  }
+  if (l < count) {
+    SharedRowRemainder<kPositions - 1>(d, rows, weight, in_per_group, K, bias, y, l,
+                                       (count - l) / N);
+  }
+}
+
+template <class D, class T>
+void ChannelTask(D d, const Args<T>& args, int64_t task, void* scratch) {
+  const Geometry& g = *args.geometry;
+  const TaskIndex index = decode(g, task);
+  const int64_t l0 = index.tile * g.tile_length;
+  const int64_t l1 = std::min(l0 + g.tile_length, g.out_length);
+  for (int64_t block = index.block_begin; block < index.block_end; ++block) {
+    ChannelBlockTile(d, args, index.n, block, l0, l1, scratch);
+  }
+}
+
+// Padded positions q0 + i (i < count) of one input row, de-interleaved into
+// `stride` phases of `phase_length`: row[p * phase_length + t] = xpad[q0 + p
+// + t * stride]; positions count..padded_count-1 are zeros (they feed only
+// the discarded lanes of a last partial vector).
+template <class T>
+void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0, int64_t count,
+             int64_t padded_count, int64_t phase_length, T* HWY_RESTRICT packed) {
+  const int64_t s = g.stride;
+  if (s == 1) {
+    const int64_t inner0 = std::clamp<int64_t>(-q0, 0, count);
+    const int64_t inner1 = std::clamp<int64_t>(g.length - q0, inner0, count);
+    for (int64_t i = 0; i < inner0; ++i) {
+      const int64_t src = core::source_index(q0 + i, g.length, g.padding_mode);
+      packed[i] = src < 0 ? T(0) : row[src * length_stride];
+    }
+    const T* from = row + (q0 + inner0) * length_stride;
+    if (length_stride == 1) {
+      std::copy(from, from + (inner1 - inner0), packed + inner0);
+    } else {
+      for (int64_t i = inner0; i < inner1; ++i, from += length_stride) packed[i] = *from;
+    }
+    for (int64_t i = inner1; i < count; ++i) {
+      const int64_t src = core::source_index(q0 + i, g.length, g.padding_mode);
+      packed[i] = src < 0 ? T(0) : row[src * length_stride];
+    }
+    std::fill(packed + count, packed + padded_count, T(0));
+    return;
+  }
+  for (int64_t p = 0; p < s; ++p) {
+    T* phase = packed + p * phase_length;
+    for (int64_t t = 0; p + t * s < padded_count; ++t) {
+      const int64_t i = p + t * s;
+      const int64_t src = i < count ? core::source_index(q0 + i, g.length, g.padding_mode) : -1;
+      phase[t] = src < 0 ? T(0) : row[src * length_stride];
+    }
+  }
+}
+
+template <class D, class T>
+void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const Geometry& g = *args.geometry;
+  const TensorRef<const T>& in = args.input;
+  const TensorRef<T>& out = args.output;
+  const TaskIndex index = decode(g, task);
+  const int64_t n = index.n;
+  const int64_t l0 = index.tile * g.tile_length;
+  const int64_t l1 = std::min(l0 + g.tile_length, g.out_length);
+  const int64_t co_begin = index.block_begin * g.channel_block;
+  const int64_t co_end = std::min(index.block_end * g.channel_block, g.out_channels);
+  const int64_t s = g.stride, K = g.kernel_size, dil = g.dilation;
+  const int64_t taps = g.in_per_group * K;
+
+  const int64_t span = input_span(g, g.tile_length + N) + s;
+  const int64_t phase_length = (span + s - 1) / s;
+  const size_t packed_bytes = round_up_64(static_cast<size_t>(span + N) * sizeof(T));
+  auto* bytes = static_cast<unsigned char*>(scratch);
+  T* packed = reinterpret_cast<T*>(bytes);
+  T* row_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
+  const int64_t packed_pitch = static_cast<int64_t>(packed_bytes / sizeof(T));
+  const T** tap_pointers =
+      reinterpret_cast<const T**>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes +
+                                  round_up_64(static_cast<size_t>(g.tile_length + N) * sizeof(T)));
+
+  // Pieces [l0, a) and [b, l1) are packed: they touch the padding (or the
+  // rows are strided) and end in a partial vector computed over zeros.
+  // [a, b) reads stride-1 rows in place. Piece boundaries fall on whole
+  // register blocks: a block of one vector is a single FMA chain, latency
+  // bound (K = 31: ~124 cycles for 16 outputs), so short edge pieces would
+  // cost as much as the interior.
+  const bool shared = taps > static_cast<int64_t>(kRegisterTaps) && shares_row_loads(g, N);
+  const int64_t quantum = shared ? static_cast<int64_t>(kPositions) * N : N;
+  const bool in_place = s == 1 && in.length_stride == 1;
+  const int64_t first = std::clamp(g.pad_left, l0, l1);
+  const int64_t end = g.length + g.pad_left - (K - 1) * dil;  // taps past L from here
+  int64_t a = l0, b = l0;
+  if (in_place) {
+    a = std::min(l1, l0 + (first - l0 + quantum - 1) / quantum * quantum);
+    b = a + (std::clamp(end, a, l1) - a) / quantum * quantum;
+  }
+  const int64_t pieces[4] = {l0, a, b, l1};
+  const bool out_in_place = out.length_stride == 1;
+  const int64_t dil_phase = dil % s, dil_offset = dil / s;
+  for (int64_t co = co_begin; co < co_end; ++co) {
+    const T* rows[2];
+    for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
+      rows[ci] = in.data + n * in.batch_stride +
+                 (co / g.out_per_group * g.in_per_group + ci) * in.channel_stride;
+    }
+    const T* weight = args.weight + co * taps;
+    T* y_row = out.data + n * out.batch_stride + co * out.channel_stride;
+    for (int piece = 0; piece < 3; ++piece) {
+      const int64_t pa = pieces[piece], pb = pieces[piece + 1];
+      if (pa >= pb) continue;
+      const int64_t q0 = pa * s - g.pad_left;
+      const int64_t count = pb - pa;
+      const int64_t vectors = (count + N - 1) / N * N;
+      for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
+        T* row = packed + ci * packed_pitch;
+        if (piece != 1) {
+          PackRow(g, rows[ci], in.length_stride, q0, input_span(g, count), input_span(g, vectors),
+                  phase_length, row);
+        }
+        // Tap k reads phase (k * dil) % s at (k * dil) / s, stepped without
+        // divisions (~25 cycles each, per tap and row).
+        const T* base = piece == 1 ? rows[ci] + q0 : row;
+        const int64_t tap_count = shared ? 1 : K;
+        int64_t phase = 0, offset = 0;
+        for (int64_t k = 0; k < tap_count; ++k) {
+          tap_pointers[ci * K + k] =
+              piece == 1 ? base + k * dil : base + phase * phase_length + offset;
+          phase += dil_phase;
+          offset += dil_offset;
+          if (phase >= s) {
+            phase -= s;
+            ++offset;
+          }
+        }
+      }
+      const bool direct = out_in_place && vectors == count;
+      T* y = direct ? y_row + pa : row_out + (pa - l0);
+      if (shared) {
+        const T* rows_at[2] = {tap_pointers[0], tap_pointers[K * (g.in_per_group - 1)]};
+        SharedRow(d, rows_at, weight, g.in_per_group, K, args.bias[co], y, vectors);
+      } else {
+        RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, vectors);
+      }
+      if (out_in_place && !direct) std::copy(y, y + count, y_row + pa);
+    }
+    if (!out_in_place) {
+      for (int64_t l = l0; l < l1; ++l) y_row[l * out.length_stride] = row_out[l - l0];
+    }
+  }
+}
+
+template <class T>
+void RunTask(const Args<T>& args, int64_t task, void* scratch) {
+  const hn::ScalableTag<T> d;
+  if (args.geometry->shape == Shape::channel_vectors) {
+    ChannelTask(d, args, task, scratch);
+  } else {
+    LengthTask(d, args, task, scratch);
+  }
+}
+
+const Target* GetTarget() {
+  static const Target target = {
+      static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
+      static_cast<int>(hn::Lanes(hn::ScalableTag<double>())),
+      static_cast<int>(kPositions),
+      &RunTask<float>,
+      &RunTask<double>,
+  };
+  return &target;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace conv1d::kernels::depthwise
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace conv1d::kernels::depthwise {
+
+HWY_EXPORT(GetTarget);
+
+const Target& chosen_target() {
+  core::chosen_target();
+  return *HWY_DYNAMIC_DISPATCH(GetTarget)();
+}
+
+}  // namespace conv1d::kernels::depthwise
+#endif  // HWY_ONCE

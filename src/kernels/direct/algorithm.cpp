@@ -1,0 +1,302 @@
+// The direct algorithm as a registry entry: plan-time geometry, weight
+// packing, the task grid and threads. The tile code is in kernels.cpp.
+#include <hwy/aligned_allocator.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/executor.hpp"
+#include "core/isa.hpp"
+#include "core/threads.hpp"
+#include "kernels/direct/direct.hpp"
+
+namespace conv1d::algorithms::direct {
+
+namespace {
+
+using kernels::direct::Args;
+using kernels::direct::Geometry;
+using kernels::direct::Kind;
+using kernels::direct::Target;
+using kernels::direct::Task;
+
+// The operand a tile streams per reduction step from L1 (the slab, or the
+// weight panel) is kept at 32 KiB of the 48 KiB L1: 128 steps of 64 floats,
+// long enough to amortise loading and storing the accumulators (~8% at 96).
+constexpr int64_t kL1OperandBytes = 32 * 1024;
+// length_vectors: length tiles per task; a task reuses each weight chunk
+// (C_out x chunk, in L2) over this many tiles.
+constexpr int64_t kLengthTilesPerTask = 4;
+// Per-task blocks that live in L2 (2 MiB here) for the whole task: the
+// outputs (across reduction chunks) and, for channel_vectors, the staged
+// input span. Each slab is packed once per task, so the more output channels
+// a task covers the less packing per FMA: 1 MiB keeps 512 channels x 256
+// positions in one task (~4% faster than two at stride 2).
+constexpr int64_t kTaskOutputBytes = 1024 * 1024;
+constexpr int64_t kTaskStageBytes = 512 * 1024;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Per-thread scratch that only grows: no allocation after the first call.
+void* thread_scratch(size_t bytes) {
+  thread_local std::unique_ptr<std::byte[]> storage;
+  thread_local size_t capacity = 0;
+  if (capacity < bytes) {
+    storage.reset();
+    storage = std::make_unique<std::byte[]>(bytes + 64);
+    capacity = bytes;
+  }
+  const auto address = reinterpret_cast<uintptr_t>(storage.get());
+  return storage.get() + ((64 - address % 64) % 64);
+}
+
+template <class T>
+struct Packed {
+  hwy::AlignedFreeUniquePtr<T[]> weight;
+  std::vector<T> bias;
+};
+
+class DirectExecutor final : public detail::Executor {
+ public:
+  explicit DirectExecutor(const Problem& problem)
+      : Executor(problem), target_(kernels::direct::chosen_target()) {
+    const Problem& p = problem_;
+    const int64_t lanes = p.dtype == DType::f32 ? target_.lanes_f32 : target_.lanes_f64;
+    const int64_t element = dtype_size(p.dtype);
+    const int64_t K = p.kernel_size;
+    const int64_t line = 64 / element;
+
+    Geometry& g = geometry_;
+    g.kind = p.layout == Layout::nlc ? Kind::channel_vectors : Kind::length_vectors;
+    g.length = p.length;
+    g.out_length = p.out_length();
+    g.kernel_size = K;
+    g.stride = p.stride;
+    g.dilation = p.dilation;
+    g.pad_left = p.pad_left;
+    g.pad_right = p.pad_right;
+    g.padding_mode = p.padding_mode;
+    g.in_channels_per_group = p.in_channels_per_group();
+    g.out_channels_per_group = p.out_channels_per_group();
+    g.reduction = g.in_channels_per_group * K;
+    const int64_t vector_width = target_.vectors * lanes;
+    if (g.kind == Kind::length_vectors) {
+      g.block_channels = target_.rows;
+      g.tile_positions = vector_width;
+      g.span = (vector_width - 1) * p.stride + (K - 1) * p.dilation + 1;
+      g.stage_pitch = ceil_div(g.span + p.stride - 1, line) * line;
+    } else {
+      g.block_channels = vector_width;
+      g.tile_positions = target_.rows;
+      // Staged positions a power-of-two bytes apart would put a tile's
+      // broadcast rows in the same L1 sets.
+      g.position_pitch = g.in_channels_per_group;
+      if (g.position_pitch * element % 1024 == 0) g.position_pitch += line;
+    }
+    g.co_blocks_per_group = ceil_div(g.out_channels_per_group, g.block_channels);
+    // Equal chunks: a reduction of 1536 at a 128-step budget is 12 x 128.
+    const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (vector_width * element));
+    g.chunk = ceil_div(g.reduction, ceil_div(g.reduction, budget));
+    if (g.kind == Kind::length_vectors) {
+      g.stage_channels = std::min(g.in_channels_per_group, (g.chunk - 1) / K + 2);
+    } else {
+      offsets_.resize(static_cast<size_t>(g.reduction));
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t ci = 0; ci < g.in_channels_per_group; ++ci) {
+          offsets_[k * g.in_channels_per_group + ci] = k * p.dilation * g.position_pitch + ci;
+        }
+      }
+      g.offsets = offsets_.data();
+    }
+  }
+
+  void set_weights(const void* weight, const void* bias) override {
+    if (problem_.dtype == DType::f32) {
+      pack(static_cast<const float*>(weight), static_cast<const float*>(bias), f32_);
+    } else {
+      pack(static_cast<const double*>(weight), static_cast<const double*>(bias), f64_);
+    }
+  }
+
+  void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
+    run(Args<float>{&geometry_, input, output, f32_.weight.get(), f32_.bias.data()},
+        target_.run_f32, threads);
+  }
+  void forward(TensorRef<const double> input, TensorRef<double> output,
+               int threads) const override {
+    run(Args<double>{&geometry_, input, output, f64_.weight.get(), f64_.bias.data()},
+        target_.run_f64, threads);
+  }
+
+ private:
+  // weight (C_out, C_in/G, K) -> [group][chunk][co_block][r in chunk]
+  // [block_channels]: the order the tiles stream it in, one contiguous run
+  // per chunk. r = ci*K + k for length_vectors (a slab row is one tap of one
+  // channel); r = k*C_in/G + ci for channel_vectors (consecutive steps read
+  // consecutive channels of one staged position). Channels past the group's
+  // last are zero, and so is a missing bias: the first chunk always adds one.
+  template <class T>
+  void pack(const T* weight, const T* bias, Packed<T>& packed) const {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
+    const int64_t block = g.block_channels;
+    const int64_t blocks = g.co_blocks_per_group;
+    const int64_t reduction = g.reduction;
+    const int64_t K = p.kernel_size;
+    const int64_t cin = g.in_channels_per_group;
+    const auto size = static_cast<size_t>(p.groups * blocks * block * reduction);
+    if (!packed.weight) packed.weight = hwy::AllocateAligned<T>(size);
+    std::fill(packed.weight.get(), packed.weight.get() + size, T(0));
+    packed.bias.assign(static_cast<size_t>(p.groups * blocks * block), T(0));
+    // Source offset of reduction step r within one output channel's weights.
+    std::vector<int64_t> source(static_cast<size_t>(reduction));
+    for (int64_t r = 0; r < reduction; ++r) {
+      source[r] = g.kind == Kind::length_vectors ? r : (r % cin) * K + r / cin;
+    }
+    // Written in order: 3 MB of weights pack in ~1 ms (4 ms channel by
+    // channel).
+    T* to = packed.weight.get();
+    for (int64_t group = 0; group < p.groups; ++group) {
+      const int64_t first = group * g.out_channels_per_group;
+      for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
+        const int64_t steps = std::min(g.chunk, reduction - r0);
+        for (int64_t b = 0; b < blocks; ++b) {
+          const int64_t channels = std::min(block, g.out_channels_per_group - b * block);
+          for (int64_t r = r0; r < r0 + steps; ++r, to += block) {
+            for (int64_t c = 0; c < channels; ++c) {
+              to[c] = weight[(first + b * block + c) * reduction + source[r]];
+            }
+          }
+        }
+      }
+      for (int64_t c = 0; bias != nullptr && c < g.out_channels_per_group; ++c) {
+        packed.bias[static_cast<size_t>(group * blocks * block + c)] = bias[first + c];
+      }
+    }
+  }
+
+  template <class T>
+  void run(const Args<T>& args, void (*run_task)(const Args<T>&, const Task&, void*),
+           int threads) const {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
+    const auto element = static_cast<int64_t>(sizeof(T));
+    const int64_t tile = g.tile_positions;
+    const int64_t block = g.block_channels;
+    const int64_t l_tiles = ceil_div(g.out_length, tile);
+    const int64_t co_blocks = g.co_blocks_per_group;
+
+    // Task grid: batch x groups x output-channel parts x length parts. Big
+    // enough blocks to reuse weights and staged inputs from L2; enough tasks
+    // (4 per thread) to balance threads even at batch 1.
+    int64_t max_tiles = kLengthTilesPerTask;
+    if (g.kind == Kind::channel_vectors) {
+      const int64_t staged = kTaskStageBytes / (g.position_pitch * element);
+      const int64_t positions = (staged - (g.kernel_size - 1) * g.dilation - 1) / g.stride + 1;
+      max_tiles = std::clamp<int64_t>(positions / tile, 1, 256 / tile);
+    }
+    int64_t tiles_per_task = std::min(max_tiles, l_tiles);
+    int64_t co_parts = 1;
+    const auto part_bytes = [&] {
+      return ceil_div(co_blocks, co_parts) * block * tiles_per_task * tile * element;
+    };
+    while (part_bytes() > kTaskOutputBytes && co_parts < co_blocks) ++co_parts;
+    const auto task_count = [&] {
+      return p.batch * p.groups * co_parts * ceil_div(l_tiles, tiles_per_task);
+    };
+    const int64_t wanted = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
+    while (task_count() < wanted) {
+      if (tiles_per_task > 1) {
+        tiles_per_task = ceil_div(tiles_per_task, 2);
+      } else if (co_parts < co_blocks) {
+        ++co_parts;
+      } else {
+        break;
+      }
+    }
+    const int64_t l_parts = ceil_div(l_tiles, tiles_per_task);
+    const int64_t task_positions = tiles_per_task * tile;
+
+    size_t scratch =
+        kernels::direct::input_scratch_bytes(g, task_positions, static_cast<size_t>(element));
+    if (!kernels::direct::in_place(g, args.output)) {
+      scratch += kernels::direct::tile_bytes(g, task_positions,
+                                             ceil_div(co_blocks, co_parts) * block, sizeof(T));
+    }
+
+    core::parallel_for(task_count(), threads, [&](int64_t index) {
+      Task task;
+      const int64_t l_part = index % l_parts;
+      index /= l_parts;
+      const int64_t co_part = index % co_parts;
+      index /= co_parts;
+      task.group = index % p.groups;
+      task.n = index / p.groups;
+      task.co_begin = co_part * co_blocks / co_parts * block;
+      task.co_end =
+          std::min((co_part + 1) * co_blocks / co_parts * block, g.out_channels_per_group);
+      task.l_begin = l_part * task_positions;
+      task.l_end = std::min(task.l_begin + task_positions, g.out_length);
+      run_task(args, task, thread_scratch(scratch));
+    });
+  }
+
+  const Target& target_;
+  Geometry geometry_;
+  std::vector<int64_t> offsets_;
+  Packed<float> f32_;
+  Packed<double> f64_;
+};
+
+}  // namespace
+
+std::optional<std::string> why_not(const Problem&) { return std::nullopt; }
+
+// Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
+// whichever is slower. The fraction is what large layers reach here (~0.78
+// of ~215 GFLOP/s on one AVX-512 core), scaled down for the work wasted in
+// partial register tiles and for short reductions, whose loads and stores
+// of accumulators (~60 cycles a tile) weigh against ~12 cycles per step.
+double estimated_seconds(const Problem& p) {
+  const Target& target = kernels::direct::chosen_target();
+  const auto lanes =
+      static_cast<double>(p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64);
+  // Two FMA pipes x lanes x 2 flops at ~3.3 GHz.
+  const double peak = 4.0 * lanes * 3.3e9;
+  const double rows = target.rows;
+  const double width = target.vectors * lanes;
+  const bool by_length = p.layout == Layout::ncl;
+  const auto use = [](double count, double block) {
+    return count / (std::ceil(count / block) * block);
+  };
+  const auto out_channels = static_cast<double>(p.out_channels_per_group());
+  const auto out_length = static_cast<double>(p.out_length());
+  const double tile_use = by_length ? use(out_channels, rows) * use(out_length, width)
+                                    : use(out_channels, width) * use(out_length, rows);
+  const double steps =
+      static_cast<double>(std::min<int64_t>(p.in_channels_per_group() * p.kernel_size, 128));
+  const double step_use = steps * 12 / (steps * 12 + 60);
+  double compute = p.flops() / (peak * 0.78 * tile_use * step_use);
+  // One input channel per group (depthwise) wastes most of each tile; such
+  // layers belong to the depthwise algorithm.
+  if (p.groups > 1 && p.in_channels_per_group() < 4) compute *= 4;
+  const double bytes =
+      static_cast<double>(dtype_size(p.dtype)) *
+      (static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
+                                       static_cast<double>(p.out_channels) * out_length) +
+       static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
+  return std::max(compute, bytes / 20e9) + 2e-6;
+}
+
+std::unique_ptr<detail::Executor> create(const Problem& problem) {
+  core::chosen_target();
+  return std::make_unique<DirectExecutor>(problem);
+}
+
+}  // namespace conv1d::algorithms::direct

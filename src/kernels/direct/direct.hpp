@@ -1,0 +1,161 @@
+// Direct convolution, "BRGEMM over taps": the interface between the plan-side
+// executor (algorithm.cpp) and the per-ISA tile code (kernels.cpp).
+//
+// Per output sample the convolution is a GEMM over the reduction index r,
+// which runs over (input channel ci, tap k) of the group:
+//   out[co, l] = bias[co] + sum_r W[co, r] * X[r, l],
+//   X[r, l] = xpad[ci, l*stride + k*dilation].
+// Register tiles hold a block of outputs; each reduction step broadcasts one
+// operand per tile row and multiplies it with a few SIMD vectors of the
+// other. Two tile shapes, picked by the layout the plan is made for:
+//
+// - length_vectors (NCL output): rows = output channels, vectors along the
+//   length. X is packed per task into a "slab" (chunk rows x tile
+//   positions, L1-sized, r = ci*K + k), so every load is aligned and the
+//   copy resolves padding, stride, dilation and tensor strides; it costs
+//   O(chunk x tile) against O(C_out x chunk x tile) multiply-adds.
+// - channel_vectors (NLC output): rows = positions, vectors along the output
+//   channels. The task's input span is staged once, position-major with
+//   padding applied ([position][channel]), and broadcast from there; the
+//   weights (r = k*C_in/G + ci) are the vector operand.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+#include <cstddef>
+#include <cstdint>
+
+namespace conv1d::kernels::direct {
+
+enum class Kind { length_vectors, channel_vectors };
+
+// Plan-time constants shared by every task; sizes in elements.
+struct Geometry {
+  Kind kind = Kind::length_vectors;
+  int64_t length = 0;  // L_in
+  int64_t out_length = 0;
+  int64_t kernel_size = 0;
+  int64_t stride = 1;
+  int64_t dilation = 1;
+  int64_t pad_left = 0;
+  int64_t pad_right = 0;
+  PaddingMode padding_mode = PaddingMode::zeros;
+  int64_t in_channels_per_group = 0;
+  int64_t out_channels_per_group = 0;
+
+  int64_t block_channels = 0;  // output channels per register tile
+  int64_t co_blocks_per_group = 0;
+  int64_t tile_positions = 0;  // output positions per register tile
+  int64_t reduction = 0;       // in_channels_per_group * kernel_size
+  int64_t chunk = 0;           // reduction steps per cache block
+
+  // length_vectors: padded input positions one tile reads, (tile-1)*stride +
+  // (K-1)*dilation + 1. Staged (copied with padding applied) near the edges
+  // or when the input is not contiguous along the length; stage_pitch adds
+  // stride-1 elements of slack for the de-interleaving loads.
+  int64_t span = 0;
+  int64_t stage_pitch = 0;
+  int64_t stage_channels = 0;  // most channels one chunk touches
+
+  // channel_vectors: elements per staged position, and the offset of
+  // reduction step r = k*C_in/G + ci from a position's first element:
+  // k*dilation*position_pitch + ci.
+  int64_t position_pitch = 0;
+  const int64_t* offsets = nullptr;  // [reduction]
+};
+
+// One task: output channels [co_begin, co_end) of group `group` (relative to
+// the group, co_begin a multiple of block_channels) at positions
+// [l_begin, l_end) of sample `n`; l_begin is a multiple of tile_positions.
+struct Task {
+  int64_t n = 0;
+  int64_t group = 0;
+  int64_t co_begin = 0;
+  int64_t co_end = 0;
+  int64_t l_begin = 0;
+  int64_t l_end = 0;
+};
+
+template <class T>
+struct Args {
+  const Geometry* geometry = nullptr;
+  TensorRef<const T> input;
+  TensorRef<T> output;
+  // [group][chunk][co_block][r in chunk][block_channels], channels past
+  // out_channels_per_group zero; 64-byte aligned.
+  const T* weight = nullptr;
+  // [group][co_blocks_per_group * block_channels], zeros for a layer
+  // without bias and past out_channels_per_group.
+  const T* bias = nullptr;
+};
+
+// Scratch of one task, in bytes, each part 64-byte aligned, then (when the
+// output cannot be written in place) a tile of the task's outputs.
+inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+// length_vectors: slab, stage and the source index of each staged position.
+inline size_t slab_bytes(const Geometry& g, size_t element_size) {
+  return round_up_64(static_cast<size_t>(g.chunk * g.tile_positions) * element_size);
+}
+inline size_t stage_bytes(const Geometry& g, size_t element_size) {
+  return round_up_64(static_cast<size_t>(g.stage_channels * g.stage_pitch) * element_size);
+}
+inline size_t index_bytes(const Geometry& g) {
+  return round_up_64(static_cast<size_t>(g.stage_pitch) * sizeof(int64_t));
+}
+// channel_vectors: the staged span of `positions` outputs.
+inline int64_t task_span(const Geometry& g, int64_t positions) {
+  return (positions - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
+}
+inline size_t task_stage_bytes(const Geometry& g, int64_t positions, size_t element_size) {
+  return round_up_64(static_cast<size_t>(task_span(g, positions) * g.position_pitch) *
+                     element_size);
+}
+inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, size_t element_size) {
+  if (g.kind == Kind::channel_vectors) return task_stage_bytes(g, task_positions, element_size);
+  return slab_bytes(g, element_size) + stage_bytes(g, element_size) + index_bytes(g);
+}
+
+// Whether tiles accumulate straight into the output: it must be contiguous
+// along the tile vectors, and (length_vectors) its rows must not be a
+// multiple of 4 KiB apart when partial sums are reloaded: a tile's loads
+// would wait on the previous tile's stores (4K aliasing; 14.4 instead of
+// 12.0 cycles per step measured at L_out = 1024). Otherwise the task works
+// in a tile of its outputs and copies it out at the end.
+template <class T>
+bool in_place(const Geometry& g, const TensorRef<T>& output) {
+  if (g.kind == Kind::channel_vectors) return output.channel_stride == 1;
+  if (output.length_stride != 1) return false;
+  if (g.reduction <= g.chunk) return true;
+  const int64_t tile_bytes = g.tile_positions * static_cast<int64_t>(sizeof(T));
+  const int64_t offset = output.channel_stride * static_cast<int64_t>(sizeof(T)) % 4096;
+  return offset >= tile_bytes && offset <= 4096 - tile_bytes;
+}
+// Elements between the rows of that tile: for length_vectors (rows =
+// channels) one cache line more than the task's positions, so its rows do
+// not alias either; for channel_vectors (rows = positions) the channels.
+inline int64_t tile_pitch(const Geometry& g, int64_t positions, int64_t channels,
+                          size_t element_size) {
+  if (g.kind == Kind::channel_vectors) return channels;
+  return positions + 64 / static_cast<int64_t>(element_size);
+}
+inline size_t tile_bytes(const Geometry& g, int64_t positions, int64_t channels,
+                         size_t element_size) {
+  const int64_t rows = g.kind == Kind::channel_vectors ? positions : channels;
+  return static_cast<size_t>(rows * tile_pitch(g, positions, channels, element_size)) *
+         element_size;
+}
+
+// What one SIMD target provides (see kernels.cpp).
+struct Target {
+  int rows = 1;     // tile rows: output channels or positions
+  int vectors = 1;  // SIMD vectors per tile row
+  int lanes_f32 = 1;
+  int lanes_f64 = 1;
+  // Runs one task; scratch as described above, 64-byte aligned.
+  void (*run_f32)(const Args<float>& args, const Task& task, void* scratch) = nullptr;
+  void (*run_f64)(const Args<double>& args, const Task& task, void* scratch) = nullptr;
+};
+
+// The target chosen by core::chosen_target() at the time of the call.
+const Target& chosen_target();
+
+}  // namespace conv1d::kernels::direct
