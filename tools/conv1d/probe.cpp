@@ -17,24 +17,25 @@ using Clock = std::chrono::steady_clock;
 
 // 12 independent accumulators in named registers cover FMA latency (4
 // cycles) x 2 ports with slack, so the loop is throughput bound. (An array
-// of accumulators ends up in memory at -O2.) Returns FLOPs done.
-#define CONV1D_FMA12(fma, V)                                                                 \
-  V a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, \
-    a11 = x;                                                                                 \
-  for (long it = 0; it < iterations; ++it) {                                                 \
-    a0 = fma(a0, m, c);                                                                      \
-    a1 = fma(a1, m, c);                                                                      \
-    a2 = fma(a2, m, c);                                                                      \
-    a3 = fma(a3, m, c);                                                                      \
-    a4 = fma(a4, m, c);                                                                      \
-    a5 = fma(a5, m, c);                                                                      \
-    a6 = fma(a6, m, c);                                                                      \
-    a7 = fma(a7, m, c);                                                                      \
-    a8 = fma(a8, m, c);                                                                      \
-    a9 = fma(a9, m, c);                                                                      \
-    a10 = fma(a10, m, c);                                                                    \
-    a11 = fma(a11, m, c);                                                                    \
-  }                                                                                          \
+// of accumulators ends up in memory at -O2, and equal starting values let
+// the compiler merge the chains into one.) Returns FLOPs done.
+#define CONV1D_FMA12(fma, V)                                                              \
+  V a0 = x, a1 = a0 + x, a2 = a1 + x, a3 = a2 + x, a4 = a3 + x, a5 = a4 + x, a6 = a5 + x, \
+    a7 = a6 + x, a8 = a7 + x, a9 = a8 + x, a10 = a9 + x, a11 = a10 + x;                   \
+  for (long it = 0; it < iterations; ++it) {                                              \
+    a0 = fma(a0, m, c);                                                                   \
+    a1 = fma(a1, m, c);                                                                   \
+    a2 = fma(a2, m, c);                                                                   \
+    a3 = fma(a3, m, c);                                                                   \
+    a4 = fma(a4, m, c);                                                                   \
+    a5 = fma(a5, m, c);                                                                   \
+    a6 = fma(a6, m, c);                                                                   \
+    a7 = fma(a7, m, c);                                                                   \
+    a8 = fma(a8, m, c);                                                                   \
+    a9 = fma(a9, m, c);                                                                   \
+    a10 = fma(a10, m, c);                                                                 \
+    a11 = fma(a11, m, c);                                                                 \
+  }                                                                                       \
   x = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
 
 __attribute__((target("avx512f"))) double fma_loop_avx512(long iterations, float* sink) {

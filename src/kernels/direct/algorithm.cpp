@@ -193,35 +193,42 @@ class DirectExecutor final : public detail::Executor {
     const int64_t co_blocks = g.co_blocks_per_group;
 
     // Task grid: batch x groups x output-channel parts x length parts. Big
-    // enough blocks to reuse weights and staged inputs from L2; enough tasks
-    // (4 per thread) to balance threads even at batch 1.
+    // enough to reuse weights and staged inputs from L2, and, with several
+    // threads, at least two tasks per thread and the same number for each
+    // (OpenMP's static schedule gives each thread a contiguous run): 13
+    // tasks on 2 threads left one idle ~20% of the time.
     int64_t max_tiles = kLengthTilesPerTask;
     if (g.kind == Kind::channel_vectors) {
       const int64_t staged = kTaskStageBytes / (g.position_pitch * element);
       const int64_t positions = (staged - (g.kernel_size - 1) * g.dilation - 1) / g.stride + 1;
       max_tiles = std::clamp<int64_t>(positions / tile, 1, 256 / tile);
     }
-    int64_t tiles_per_task = std::min(max_tiles, l_tiles);
+    int64_t l_parts = ceil_div(l_tiles, max_tiles);
     int64_t co_parts = 1;
-    const auto part_bytes = [&] {
-      return ceil_div(co_blocks, co_parts) * block * tiles_per_task * tile * element;
-    };
-    while (part_bytes() > kTaskOutputBytes && co_parts < co_blocks) ++co_parts;
-    const auto task_count = [&] {
-      return p.batch * p.groups * co_parts * ceil_div(l_tiles, tiles_per_task);
-    };
-    const int64_t wanted = threads > 1 ? 4 * static_cast<int64_t>(threads) : 1;
-    while (task_count() < wanted) {
-      if (tiles_per_task > 1) {
-        tiles_per_task = ceil_div(tiles_per_task, 2);
+    while (ceil_div(co_blocks, co_parts) * block * ceil_div(l_tiles, l_parts) * tile * element >
+               kTaskOutputBytes &&
+           co_parts < co_blocks) {
+      ++co_parts;
+    }
+    const auto task_count = [&] { return p.batch * p.groups * co_parts * l_parts; };
+    const auto refine = [&] {
+      if (l_parts < l_tiles) {
+        ++l_parts;
       } else if (co_parts < co_blocks) {
         ++co_parts;
       } else {
-        break;
+        return false;
+      }
+      return true;
+    };
+    if (threads > 1) {
+      while (task_count() < 2 * static_cast<int64_t>(threads) && refine()) {
+      }
+      while (task_count() % threads != 0 && refine()) {
       }
     }
-    const int64_t l_parts = ceil_div(l_tiles, tiles_per_task);
-    const int64_t task_positions = tiles_per_task * tile;
+    // Length parts differ by at most one tile.
+    const int64_t task_positions = ceil_div(l_tiles, l_parts) * tile;
 
     size_t scratch =
         kernels::direct::input_scratch_bytes(g, task_positions, static_cast<size_t>(element));
@@ -241,8 +248,8 @@ class DirectExecutor final : public detail::Executor {
       task.co_begin = co_part * co_blocks / co_parts * block;
       task.co_end =
           std::min((co_part + 1) * co_blocks / co_parts * block, g.out_channels_per_group);
-      task.l_begin = l_part * task_positions;
-      task.l_end = std::min(task.l_begin + task_positions, g.out_length);
+      task.l_begin = l_part * l_tiles / l_parts * tile;
+      task.l_end = std::min((l_part + 1) * l_tiles / l_parts * tile, g.out_length);
       run_task(args, task, thread_scratch(scratch));
     });
   }

@@ -25,12 +25,12 @@ namespace hn = hwy::HWY_NAMESPACE;
 // 6 x 4 zmm accumulators (6 channels x 64 positions) + 4 input vectors + 1
 // broadcast = 29 of 32 registers; 10 loads per 24 FMAs keeps both FMA pipes
 // busy with the load ports to spare.
-constexpr size_t kRows = 8;
-constexpr size_t kVectors = 3;
+constexpr size_t kRows = 6;
+constexpr size_t kVectors = 4;
 #elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
 // One lane: 16 scalar accumulators, for portability rather than speed.
 constexpr size_t kRows = 4;
-constexpr size_t kVectors = 3;
+constexpr size_t kVectors = 4;
 #else
 // 16 registers: 4 x 3 accumulators + 3 inputs + 1 broadcast.
 constexpr size_t kRows = 4;
