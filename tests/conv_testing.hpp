@@ -2,7 +2,6 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <random>
 #include <vector>
 
@@ -75,8 +74,8 @@ struct Workload {
   }
   const T* bias_data() const { return bias.empty() ? nullptr : bias.data(); }
   Activation<T> output(int64_t gap = 1) const {
-    return Activation<T>(problem.batch, problem.out_channels, problem.out_length(),
-                         problem.layout, gap);
+    return Activation<T>(problem.batch, problem.out_channels, problem.out_length(), problem.layout,
+                         gap);
   }
 };
 

@@ -1,9 +1,9 @@
 // Every registered algorithm x every SIMD target this CPU runs x a generated
 // sweep of problems, against the reference. Inputs are small integers, so
 // every algorithm must match the reference bit for bit.
-#include <conv1d/conv1d.hpp>
 #include <gtest/gtest.h>
 
+#include <conv1d/conv1d.hpp>
 #include <random>
 #include <string>
 #include <tuple>
@@ -150,9 +150,8 @@ TEST_P(AlgorithmSweep, ThreadCountDoesNotChangeBits) {
     testing::Activation<float> input(problem.batch, problem.in_channels, problem.length,
                                      problem.layout);
     for (float& v : input.storage) v = value(rng);
-    std::vector<float> weight(
-        static_cast<size_t>(problem.out_channels * problem.in_channels_per_group() *
-                            problem.kernel_size));
+    std::vector<float> weight(static_cast<size_t>(
+        problem.out_channels * problem.in_channels_per_group() * problem.kernel_size));
     std::vector<float> bias(static_cast<size_t>(problem.out_channels));
     for (float& v : weight) v = value(rng);
     for (float& v : bias) v = value(rng);

@@ -16,11 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "tensor_testing.hpp"
+
 #ifndef CONV1D_CLI
 #error "CONV1D_CLI must name the conv1d program"
 #endif
 
 namespace {
+
+using conv1d::testing::random_tensor;
 
 namespace fs = std::filesystem;
 using conv1d::DType;
@@ -31,20 +35,6 @@ std::string read_text(const fs::path& path) {
   std::ostringstream text;
   text << file.rdbuf();
   return text.str();
-}
-
-Tensor random_tensor(std::vector<int64_t> shape, DType dtype, uint64_t seed) {
-  Tensor tensor(dtype, std::move(shape));
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> value(-1, 1);
-  for (int64_t i = 0; i < tensor.numel(); ++i) {
-    if (dtype == DType::f32) {
-      tensor.data<float>()[i] = static_cast<float>(value(rng));
-    } else {
-      tensor.data<double>()[i] = value(rng);
-    }
-  }
-  return tensor;
 }
 
 class cli_stream : public ::testing::Test {
@@ -119,9 +109,9 @@ class cli_stream : public ::testing::Test {
 const std::vector<std::string> kChunks = {"1", "7", "1000", "random", "random:3 --seed 9"};
 
 TEST_F(cli_stream, CausalDilatedMatchesApply) {
-  save("x.npy", random_tensor({2, 3, 200}, DType::f32, 1));
-  save("w.npy", random_tensor({4, 3, 3}, DType::f32, 2));
-  save("b.npy", random_tensor({4}, DType::f32, 3));
+  save("x.npy", random_tensor(DType::f32, {2, 3, 200}, 1));
+  save("w.npy", random_tensor(DType::f32, {4, 3, 3}, 2));
+  save("b.npy", random_tensor(DType::f32, {4}, 3));
   expect_same_as_apply(
       "--input x.npy --weight w.npy --bias b.npy --padding causal --dilation 4 --algorithm "
       "reference",
@@ -129,8 +119,8 @@ TEST_F(cli_stream, CausalDilatedMatchesApply) {
 }
 
 TEST_F(cli_stream, SameReflectAndStridesMatchApply) {
-  save("x.npy", random_tensor({1, 4, 150}, DType::f64, 4));
-  save("w.npy", random_tensor({6, 2, 5}, DType::f64, 5));
+  save("x.npy", random_tensor(DType::f64, {1, 4, 150}, 4));
+  save("w.npy", random_tensor(DType::f64, {6, 2, 5}, 5));
   expect_same_as_apply(
       "--input x.npy --weight w.npy --groups 2 --padding same --padding-mode reflect --algorithm "
       "reference",
@@ -144,10 +134,10 @@ TEST_F(cli_stream, SameReflectAndStridesMatchApply) {
 }
 
 TEST_F(cli_stream, SeparableChannelsLastUnbatchedMatchesApply) {
-  save("x.npy", random_tensor({120, 3}, DType::f32, 6));  // (L, C)
-  save("dw.npy", random_tensor({6, 1, 4}, DType::f32, 7));
-  save("pw.npy", random_tensor({5, 6, 1}, DType::f32, 8));
-  save("pb.npy", random_tensor({5}, DType::f32, 9));
+  save("x.npy", random_tensor(DType::f32, {120, 3}, 6));  // (L, C)
+  save("dw.npy", random_tensor(DType::f32, {6, 1, 4}, 7));
+  save("pw.npy", random_tensor(DType::f32, {5, 6, 1}, 8));
+  save("pb.npy", random_tensor(DType::f32, {5}, 9));
   expect_same_as_apply(
       "--input x.npy --weight dw.npy --pointwise-weight pw.npy --pointwise-bias pb.npy --layout "
       "nlc --padding 0,3 --padding-mode circular --stride 2 --algorithm reference",
@@ -155,8 +145,8 @@ TEST_F(cli_stream, SeparableChannelsLastUnbatchedMatchesApply) {
 }
 
 TEST_F(cli_stream, DefaultAlgorithmWithinTolerance) {
-  save("x.npy", random_tensor({1, 8, 300}, DType::f32, 10));
-  save("w.npy", random_tensor({16, 8, 2}, DType::f32, 11));
+  save("x.npy", random_tensor(DType::f32, {1, 8, 300}, 10));
+  save("w.npy", random_tensor(DType::f32, {16, 8, 2}, 11));
   ASSERT_EQ(run("apply --input x.npy --weight w.npy --padding causal --dilation 16 --output "
                 "applied.npy")
                 .status,
@@ -177,8 +167,8 @@ TEST_F(cli_stream, DefaultAlgorithmWithinTolerance) {
 }
 
 TEST_F(cli_stream, BadInputIsOneLineAndNoFile) {
-  save("x.npy", random_tensor({1, 3, 20}, DType::f32, 12));
-  save("w.npy", random_tensor({2, 3, 3}, DType::f32, 13));
+  save("x.npy", random_tensor(DType::f32, {1, 3, 20}, 12));
+  save("w.npy", random_tensor(DType::f32, {2, 3, 3}, 13));
   const std::string base = "stream --input x.npy --weight w.npy --output y.npy ";
   expect_error(base + "--chunk 0", "--chunk");
   expect_error(base + "--chunk -3", "--chunk");

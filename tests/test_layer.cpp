@@ -1,26 +1,20 @@
 // Conv1d and SeparableConv1d layers: initialisation, shapes, errors, and
 // agreement with the reference.
-#include <conv1d/layer.hpp>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <conv1d/layer.hpp>
 #include <random>
 #include <string>
 
 #include "reference/reference.hpp"
+#include "tensor_testing.hpp"
 
 namespace conv1d {
 namespace {
 
-template <class Action>
-std::string error_of(Action action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
+using testing::random_tensor;
 
 ConvParams make_params(int64_t in, int64_t out, int64_t kernel, int64_t groups = 1) {
   ConvParams p;
@@ -29,20 +23,6 @@ ConvParams make_params(int64_t in, int64_t out, int64_t kernel, int64_t groups =
   p.kernel_size = kernel;
   p.groups = groups;
   return p;
-}
-
-Tensor random_tensor(DType dtype, std::vector<int64_t> shape, uint64_t seed) {
-  Tensor tensor(dtype, std::move(shape));
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> value(-1, 1);
-  for (int64_t i = 0; i < tensor.numel(); ++i) {
-    if (dtype == DType::f32) {
-      tensor.data<float>()[i] = static_cast<float>(value(rng));
-    } else {
-      tensor.data<double>()[i] = value(rng);
-    }
-  }
-  return tensor;
 }
 
 TEST(Conv1dInit, UniformWithinPyTorchBound) {
@@ -92,10 +72,10 @@ TEST(Conv1dLayer, ForwardMatchesReferenceInEveryLayoutAndRank) {
   ASSERT_EQ(y.shape(), (std::vector<int64_t>{3, 4, 11}));
   const Problem problem = Problem::make(p, 3, 20, DType::f64);
   Tensor expected(DType::f64, {3, 4, 11});
-  reference::forward<double>(
-      problem, TensorRef<const double>::contiguous(x.data<double>(), 3, 6, 20),
-      layer.weight().data<double>(), layer.bias().data<double>(),
-      TensorRef<double>::contiguous(expected.data<double>(), 3, 4, 11), 1);
+  reference::forward<double>(problem,
+                             TensorRef<const double>::contiguous(x.data<double>(), 3, 6, 20),
+                             layer.weight().data<double>(), layer.bias().data<double>(),
+                             TensorRef<double>::contiguous(expected.data<double>(), 3, 4, 11), 1);
   // The layer's algorithm may sum in another order than the reference.
   for (int64_t i = 0; i < y.numel(); ++i) EXPECT_NEAR(y.value(i), expected.value(i), 1e-14);
 
@@ -128,21 +108,27 @@ TEST(Conv1dLayer, ForwardMatchesReferenceInEveryLayoutAndRank) {
 
 TEST(Conv1dLayer, RejectsBadInput) {
   const Conv1d layer(make_params(6, 4, 3), DType::f32, 1);
-  EXPECT_NE(error_of([&] { layer.forward(Tensor(DType::f32, {2, 5, 10})); })
-                .find("in_channels=6"),
+  EXPECT_NE(error_of([&] {
+              layer.forward(Tensor(DType::f32, {2, 5, 10}));
+            }).find("in_channels=6"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { layer.forward(Tensor(DType::f64, {2, 6, 10})); }).find("float64"),
+  EXPECT_NE(error_of([&] {
+              layer.forward(Tensor(DType::f64, {2, 6, 10}));
+            }).find("float64"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { layer.forward(Tensor(DType::f32, {1, 2, 6, 10})); }).find("4-D"),
+  EXPECT_NE(error_of([&] {
+              layer.forward(Tensor(DType::f32, {1, 2, 6, 10}));
+            }).find("4-D"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { layer.forward(Tensor(DType::f32, {2, 6, 2})); }).find("wider"),
+  EXPECT_NE(error_of([&] {
+              layer.forward(Tensor(DType::f32, {2, 6, 2}));
+            }).find("wider"),
             std::string::npos);
   ConvParams no_bias = make_params(6, 4, 3);
   no_bias.bias = false;
   Conv1d without(no_bias);
   EXPECT_NE(error_of([&] { without.mutable_bias(); }).find("bias=false"), std::string::npos);
-  EXPECT_NE(error_of([] { Conv1d(make_params(6, 4, 3, 4)); }).find("groups=4"),
-            std::string::npos);
+  EXPECT_NE(error_of([] { Conv1d(make_params(6, 4, 3, 4)); }).find("groups=4"), std::string::npos);
 }
 
 TEST(Conv1dLayer, WeightChangesReachCachedPlans) {
@@ -172,8 +158,9 @@ TEST(Conv1dLayer, BackwardShapesAndValues) {
   for (int64_t n = 0; n < 2; ++n)
     for (int64_t l = 0; l < 15; ++l) bias0 += gy.data<double>()[(n * 6 + 0) * 15 + l];
   EXPECT_NEAR(grads.bias.value(0), bias0, 1e-12);
-  EXPECT_NE(error_of([&] { layer.backward(x, Tensor(DType::f64, {2, 6, 14})); })
-                .find("grad_output has shape (2, 6, 14)"),
+  EXPECT_NE(error_of([&] {
+              layer.backward(x, Tensor(DType::f64, {2, 6, 14}));
+            }).find("grad_output has shape (2, 6, 14)"),
             std::string::npos);
 }
 
@@ -201,8 +188,7 @@ TEST(SeparableConv1d, EqualsDepthwiseThenPointwise) {
   EXPECT_EQ(grads.depthwise.weight.shape(), (std::vector<int64_t>{8, 1, 5}));
   EXPECT_EQ(grads.pointwise.weight.shape(), (std::vector<int64_t>{5, 8, 1}));
   p.depth_multiplier = 0;
-  EXPECT_NE(error_of([&] { SeparableConv1d bad(p); }).find("depth_multiplier"),
-            std::string::npos);
+  EXPECT_NE(error_of([&] { SeparableConv1d bad(p); }).find("depth_multiplier"), std::string::npos);
 }
 
 }  // namespace

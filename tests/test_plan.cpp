@@ -1,31 +1,24 @@
 // Plan: selection, misuse errors, concurrency.
-#include <conv1d/conv1d.hpp>
 #include <gtest/gtest.h>
 
+#include <conv1d/conv1d.hpp>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "conv_testing.hpp"
+#include "tensor_testing.hpp"
 
 namespace conv1d {
 namespace {
+
+using testing::error_of;
 
 using testing::Activation;
 using testing::Workload;
 
 Problem whisper_like() { return Problem::parse("mb2ic24oc40iw257kw3sw1dl1pl1pr1g1"); }
-
-template <class Action>
-std::string error_of(Action action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 TEST(Plan, ChoosesASupportedAlgorithm) {
   const Problem problem = whisper_like();
@@ -54,17 +47,19 @@ TEST(Plan, ExplicitAlgorithmAndErrors) {
   const auto out = TensorRef<float>::contiguous(y.data(), 2, 40, 257);
   EXPECT_NE(error_of([&] { plan.forward(in, out); }).find("set_weights"), std::string::npos);
   std::vector<float> w(40 * 24 * 3), b(40);
-  EXPECT_NE(error_of([&] { plan.set_weights(w.data(), static_cast<float*>(nullptr)); })
-                .find("bias is null"),
+  EXPECT_NE(error_of([&] {
+              plan.set_weights(w.data(), static_cast<float*>(nullptr));
+            }).find("bias is null"),
             std::string::npos);
   plan.set_weights(w.data(), b.data());
   const auto short_in = TensorRef<const float>::contiguous(x.data(), 2, 24, 200);
   const std::string shape = error_of([&] { plan.forward(short_in, out); });
   EXPECT_NE(shape.find("input has shape (2, 24, 200)"), std::string::npos) << shape;
   std::vector<double> xd(x.size()), yd(y.size());
-  const std::string dtype =
-      error_of([&] { plan.forward(TensorRef<const double>::contiguous(xd.data(), 2, 24, 257),
-                                  TensorRef<double>::contiguous(yd.data(), 2, 40, 257)); });
+  const std::string dtype = error_of([&] {
+    plan.forward(TensorRef<const double>::contiguous(xd.data(), 2, 24, 257),
+                 TensorRef<double>::contiguous(yd.data(), 2, 40, 257));
+  });
   EXPECT_NE(dtype.find("float32"), std::string::npos) << dtype;
   EXPECT_NO_THROW(plan.forward(in, out));
 }
@@ -145,8 +140,8 @@ TEST(Plan, BackwardMatchesReference) {
     std::vector<double> gw(work.weight.size()), gb(work.bias.size());
     std::vector<double> ew(gw.size()), eb(gb.size());
     plan.backward_weight(work.input.cview(), grad_output.cview(), gw.data(), gb.data());
-    reference::backward_weight<double>(problem, work.input.cview(), grad_output.cview(),
-                                       ew.data(), eb.data(), 1);
+    reference::backward_weight<double>(problem, work.input.cview(), grad_output.cview(), ew.data(),
+                                       eb.data(), 1);
     EXPECT_EQ(gw, ew) << name;
     EXPECT_EQ(gb, eb) << name;
   }

@@ -1,7 +1,7 @@
 // Shape math, padding resolution, validation messages and the descriptor.
-#include <conv1d/conv1d.hpp>
 #include <gtest/gtest.h>
 
+#include <conv1d/conv1d.hpp>
 #include <string>
 
 namespace conv1d {
@@ -35,10 +35,10 @@ TEST(OutLength, MatchesPyTorchFormula) {
     int64_t length, kernel, stride, dilation, left, right, expected;
   };
   const Case cases[] = {
-      {10, 3, 1, 1, 0, 0, 8},   {10, 3, 1, 1, 1, 1, 10}, {10, 3, 2, 1, 1, 1, 5},
-      {11, 3, 2, 1, 1, 1, 6},   {10, 3, 1, 2, 0, 0, 6},  {10, 3, 3, 2, 2, 1, 3},
+      {10, 3, 1, 1, 0, 0, 8},        {10, 3, 1, 1, 1, 1, 10},     {10, 3, 2, 1, 1, 1, 5},
+      {11, 3, 2, 1, 1, 1, 6},        {10, 3, 1, 2, 0, 0, 6},      {10, 3, 3, 2, 2, 1, 3},
       {16000, 10, 5, 1, 0, 0, 3199}, {3000, 3, 2, 1, 1, 1, 1500}, {1, 1, 1, 1, 0, 0, 1},
-      {5, 5, 7, 1, 0, 0, 1},    {4, 3, 1, 1, 0, 2, 4},
+      {5, 5, 7, 1, 0, 0, 1},         {4, 3, 1, 1, 0, 2, 4},
   };
   for (const Case& c : cases) {
     Problem p;
@@ -57,7 +57,7 @@ TEST(Padding, SameSplitsLikePyTorch) {
   struct Case {
     int64_t kernel, dilation, left, right;
   };
-  const Case cases[] = {{4, 1, 1, 2}, {2, 1, 0, 1}, {4, 2, 3, 3}, {3, 3, 3, 3},
+  const Case cases[] = {{4, 1, 1, 2}, {2, 1, 0, 1}, {4, 2, 3, 3},   {3, 3, 3, 3},
                         {6, 1, 2, 3}, {1, 1, 0, 0}, {31, 1, 15, 15}};
   for (const Case& c : cases) {
     const auto lr = Padding::same().resolve(c.kernel, 1, c.dilation);

@@ -1,9 +1,9 @@
 // The oracle against hand-computed cases, and its backward pass against
 // finite differences.
-#include <conv1d/conv1d.hpp>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <conv1d/conv1d.hpp>
 #include <random>
 #include <vector>
 
@@ -58,13 +58,25 @@ TEST(Reference, HandComputedCases) {
       {single(3, Padding::valid()), 1, x4, diff, {0.5}, {-1.5, -1.5}},
       {single(3, Padding::symmetric(1)), 1, x4, diff, {0.5}, {-1.5, -1.5, -1.5, 3.5}},
       // xpad = 3 2 | 1 2 3 4 | 3 2
-      {single(3, Padding::symmetric(2), PaddingMode::reflect), 1, x4, diff, {0},
+      {single(3, Padding::symmetric(2), PaddingMode::reflect),
+       1,
+       x4,
+       diff,
+       {0},
        {2, 0, -2, -2, 0, 2}},
       // xpad = 1 1 | 1 2 3 4 | 4 4
-      {single(3, Padding::symmetric(2), PaddingMode::replicate), 1, x4, diff, {0},
+      {single(3, Padding::symmetric(2), PaddingMode::replicate),
+       1,
+       x4,
+       diff,
+       {0},
        {0, -1, -2, -2, -1, 0}},
       // xpad = 3 4 | 1 2 3 4 | 1 2
-      {single(3, Padding::symmetric(2), PaddingMode::circular), 1, x4, diff, {0},
+      {single(3, Padding::symmetric(2), PaddingMode::circular),
+       1,
+       x4,
+       diff,
+       {0},
        {2, 2, -2, -2, 2, 2}},
       // xpad = 1 2 3 4 | 0 0
       {single(3, Padding::asymmetric(0, 2)), 1, x4, diff, {0}, {-2, -2, 3, 4}},
@@ -115,8 +127,8 @@ TEST(Reference, BackwardMatchesFiniteDifferences) {
     const Problem p = random_problem(rng);
     const int64_t out_length = p.out_length();
     std::vector<double> x(static_cast<size_t>(p.batch * p.in_channels * p.length));
-    std::vector<double> w(static_cast<size_t>(p.out_channels * p.in_channels_per_group() *
-                                              p.kernel_size));
+    std::vector<double> w(
+        static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
     std::vector<double> b(p.has_bias ? static_cast<size_t>(p.out_channels) : 0);
     std::vector<double> r(static_cast<size_t>(p.batch * p.out_channels * out_length));
     for (auto* v : {&x, &w, &b, &r}) {
@@ -129,11 +141,11 @@ TEST(Reference, BackwardMatchesFiniteDifferences) {
       return sum;
     };
     std::vector<double> gx(x.size()), gw(w.size()), gb(b.size());
-    const auto gy = TensorRef<const double>::contiguous(r.data(), p.batch, p.out_channels,
-                                                        out_length);
+    const auto gy =
+        TensorRef<const double>::contiguous(r.data(), p.batch, p.out_channels, out_length);
     reference::backward_data<double>(
-        p, gy, w.data(),
-        TensorRef<double>::contiguous(gx.data(), p.batch, p.in_channels, p.length), 1);
+        p, gy, w.data(), TensorRef<double>::contiguous(gx.data(), p.batch, p.in_channels, p.length),
+        1);
     reference::backward_weight<double>(
         p, TensorRef<const double>::contiguous(x.data(), p.batch, p.in_channels, p.length), gy,
         gw.data(), p.has_bias ? gb.data() : nullptr, 1);
@@ -164,8 +176,8 @@ TEST(Reference, StridedViewsAgree) {
   for (int trial = 0; trial < 50; ++trial) {
     const Problem p = random_problem(rng);
     std::vector<double> x(static_cast<size_t>(p.batch * p.in_channels * p.length));
-    std::vector<double> w(static_cast<size_t>(p.out_channels * p.in_channels_per_group() *
-                                              p.kernel_size));
+    std::vector<double> w(
+        static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
     std::vector<double> b(static_cast<size_t>(p.out_channels));
     for (auto* v : {&x, &w, &b}) {
       for (double& e : *v) e = value(rng);
@@ -174,13 +186,9 @@ TEST(Reference, StridedViewsAgree) {
     // The same input stored channels-last with every element 3 apart.
     const int64_t gap = 3;
     std::vector<double> spread(x.size() * gap, 99.0);
-    TensorRef<double> view{spread.data(),
-                           p.batch,
-                           p.in_channels,
-                           p.length,
-                           p.length * p.in_channels * gap,
-                           gap,
-                           p.in_channels * gap};
+    TensorRef<double> view{
+        spread.data(),      p.batch, p.in_channels, p.length, p.length * p.in_channels * gap, gap,
+        p.in_channels * gap};
     for (int64_t n = 0; n < p.batch; ++n) {
       for (int64_t c = 0; c < p.in_channels; ++c) {
         for (int64_t l = 0; l < p.length; ++l) {
@@ -189,11 +197,10 @@ TEST(Reference, StridedViewsAgree) {
       }
     }
     std::vector<double> y(expected.size());
-    reference::forward<double>(
-        p, view, w.data(), p.has_bias ? b.data() : nullptr,
-        TensorRef<double>::contiguous(y.data(), p.batch, p.out_channels, p.out_length(),
-                                      Layout::nlc),
-        2);
+    reference::forward<double>(p, view, w.data(), p.has_bias ? b.data() : nullptr,
+                               TensorRef<double>::contiguous(y.data(), p.batch, p.out_channels,
+                                                             p.out_length(), Layout::nlc),
+                               2);
     for (int64_t n = 0; n < p.batch; ++n) {
       for (int64_t c = 0; c < p.out_channels; ++c) {
         for (int64_t l = 0; l < p.out_length(); ++l) {

@@ -15,11 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "tensor_testing.hpp"
+
 // Every allocation of the program is counted, so a test can prove that
 // push and flush allocate nothing. GCC cannot see that the replaced
 // operators pair malloc with free and warns at every inlined new/delete.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 namespace {
+
+using conv1d::testing::error_of;
 std::atomic<int64_t> g_allocations{0};
 }  // namespace
 
@@ -44,16 +48,6 @@ void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p);
 
 namespace conv1d {
 namespace {
-
-template <class Action>
-std::string error_of(Action action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 // A Conv1d or a SeparableConv1d, behind one interface.
 struct Layer {
