@@ -23,3 +23,28 @@ endif()
 if(NOT EXISTS ${prefix}/bin/conv1d AND BUILD_TOOLS)
   message(FATAL_ERROR "the conv1d program was not installed")
 endif()
+
+# The streaming example needs libsndfile; build and check it where it is installed.
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(SNDFILE QUIET sndfile)
+endif()
+if(SNDFILE_FOUND)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/wavenet_stream
+                  -B ${WORK_DIR}/wavenet -DCMAKE_PREFIX_PATH=${prefix} RESULT_VARIABLE result)
+  if(result)
+    message(FATAL_ERROR "configuring examples/wavenet_stream failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/wavenet RESULT_VARIABLE result)
+  if(result)
+    message(FATAL_ERROR "building examples/wavenet_stream failed")
+  endif()
+  # --check: the streamed output must equal the offline forward.
+  execute_process(COMMAND ${WORK_DIR}/wavenet/wavenet_stream --check
+                  WORKING_DIRECTORY ${WORK_DIR} RESULT_VARIABLE result)
+  if(result)
+    message(FATAL_ERROR "examples/wavenet_stream --check failed")
+  endif()
+else()
+  message(STATUS "libsndfile not found: examples/wavenet_stream not built")
+endif()
