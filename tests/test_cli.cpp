@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "cli_testing.hpp"
+
 #ifndef CONV1D_CLI
 #error "CONV1D_CLI must name the conv1d program"
 #endif
@@ -24,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using conv1d::Tensor;
+using conv1d::testing::read_text;
 
 Tensor f32(std::vector<int64_t> shape, std::vector<float> values) {
   return Tensor::from_values<float>(std::move(shape), std::move(values));
@@ -47,66 +50,18 @@ std::vector<double> values_of(const Tensor& tensor) {
   return values;
 }
 
-std::string read_text(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 std::string lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return text;
 }
 
-class cli : public ::testing::Test {
+class cli : public conv1d::testing::CliTest {
  protected:
-  struct Result {
-    int status = -1;
-    std::string out;
-    std::string err;
-  };
-
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("conv1d_cli_" + std::string(test->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    // Logs live outside the folder so that it holds only the test's files.
-    log_ = fs::path(dir_.string() + ".log");
-  }
-
-  void TearDown() override {
-    fs::remove_all(dir_);
-    fs::remove(log_.string() + ".out");
-    fs::remove(log_.string() + ".err");
-  }
-
-  fs::path path(const std::string& name) const { return dir_ / name; }
-
-  void save(const std::string& name, const Tensor& tensor) {
-    conv1d::write_npy(path(name).string(), tensor);
-  }
   void save_bytes(const std::string& name, const std::string& bytes) {
     std::ofstream(path(name), std::ios::binary) << bytes;
   }
   Tensor load(const std::string& name) const { return conv1d::read_npy(path(name).string()); }
-
-  // Runs `conv1d <args>` inside the test's folder.
-  Result run(const std::string& args) const {
-    const std::string out = log_.string() + ".out";
-    const std::string err = log_.string() + ".err";
-    const std::string command = "cd '" + dir_.string() + "' && '" + std::string(CONV1D_CLI) + "' " +
-                                args + " >'" + out + "' 2>'" + err + "'";
-    const int raw = std::system(command.c_str());
-    Result result;
-    result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    result.out = read_text(out);
-    result.err = read_text(err);
-    return result;
-  }
 
   std::set<std::string> files() const {
     std::set<std::string> names;
@@ -156,9 +111,6 @@ class cli : public ::testing::Test {
     save("w.npy", filled({2, 4, 3}, 1.0));
     save("b.npy", filled({2}, 0.0));
   }
-
-  fs::path dir_;
-  fs::path log_;
 };
 
 const std::string kApply = "apply --input x.npy --weight w.npy --output y.npy ";

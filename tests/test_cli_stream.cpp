@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_testing.hpp"
 #include "tensor_testing.hpp"
 
 #ifndef CONV1D_CLI
@@ -25,58 +26,16 @@
 namespace {
 
 using conv1d::testing::random_tensor;
+using conv1d::testing::read_text;
 
 namespace fs = std::filesystem;
 using conv1d::DType;
 using conv1d::Tensor;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-class cli_stream : public ::testing::Test {
+class cli_stream : public conv1d::testing::CliTest {
  protected:
-  struct Result {
-    int status = -1;
-    std::string out;
-    std::string err;
-  };
-
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("conv1d_cli_stream_" + std::string(test->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    log_ = fs::path(dir_.string() + ".log");
-  }
-  void TearDown() override {
-    fs::remove_all(dir_);
-    fs::remove(log_.string() + ".out");
-    fs::remove(log_.string() + ".err");
-  }
-
-  void save(const std::string& name, const Tensor& tensor) const {
-    conv1d::write_npy((dir_ / name).string(), tensor);
-  }
   std::string bytes(const std::string& name) const { return read_text(dir_ / name); }
   bool exists(const std::string& name) const { return fs::exists(dir_ / name); }
-
-  Result run(const std::string& args) const {
-    const std::string out = log_.string() + ".out";
-    const std::string err = log_.string() + ".err";
-    const std::string command = "cd '" + dir_.string() + "' && '" + std::string(CONV1D_CLI) + "' " +
-                                args + " >'" + out + "' 2>'" + err + "'";
-    const int raw = std::system(command.c_str());
-    Result result;
-    result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    result.out = read_text(out);
-    result.err = read_text(err);
-    return result;
-  }
 
   // `apply` and `stream` with the same flags write identical files.
   void expect_same_as_apply(const std::string& flags, const std::vector<std::string>& chunks) {
@@ -101,9 +60,6 @@ class cli_stream : public ::testing::Test {
     EXPECT_NE(result.err.find(word), std::string::npos) << result.err;
     EXPECT_FALSE(exists("y.npy"));
   }
-
-  fs::path dir_;
-  fs::path log_;
 };
 
 const std::vector<std::string> kChunks = {"1", "7", "1000", "random", "random:3 --seed 9"};
