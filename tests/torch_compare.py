@@ -326,6 +326,20 @@ def to_file_layout(a, layout):
 # The CLI side
 # --------------------------------------------------------------------------
 
+def write_apply_inputs(c, t, d):
+    """Saves the case's arrays in directory d; returns (files, output path, apply args)."""
+    files = {}
+    for n, a in t.items():
+        files[n] = os.path.join(d, n + ".npy")
+        np.save(files[n], to_file_layout(a, c["layout"]) if n == "x" else a)
+    y_path = os.path.join(d, "y.npy")
+    args = ["apply", "--input", files["x"], "--weight", files["w"], "--output", y_path]
+    for name, flag in (("b", "--bias"), ("pw", "--pointwise-weight"), ("pb", "--pointwise-bias")):
+        if name in files:
+            args += [flag, files[name]]
+    return files, y_path, args
+
+
 def conv_flags(c, algorithm=None):
     f = ["--stride", str(c["stride"]), "--padding", padding_arg(c), "--padding-mode", c["mode"],
          "--dilation", str(c["dilation"]), "--groups", str(c["groups"]), "--layout", c["layout"]]
@@ -423,18 +437,7 @@ class Runner:
         if "name" in c:
             return False, "PyTorch accepts this configuration (test bug)", cmds, d
 
-        files = {}
-        for n, a in t.items():
-            files[n] = os.path.join(d, n + ".npy")
-            np.save(files[n], to_file_layout(a, c["layout"]) if n == "x" else a)
-        y_path = os.path.join(d, "y.npy")
-        args = ["apply", "--input", files["x"], "--weight", files["w"], "--output", y_path]
-        if "b" in files:
-            args += ["--bias", files["b"]]
-        if "pw" in files:
-            args += ["--pointwise-weight", files["pw"]]
-        if "pb" in files:
-            args += ["--pointwise-bias", files["pb"]]
+        files, y_path, args = write_apply_inputs(c, t, d)
         cmd, rc, err = self.run(args + conv_flags(c, self.algorithm))
         cmds.append(cmd)
         if rc != 0:
@@ -499,18 +502,7 @@ class Runner:
 
     # ---- a configuration PyTorch rejects ----------------------------------
     def check_rejected(self, c, t, d, why):
-        files = {}
-        for n, a in t.items():
-            files[n] = os.path.join(d, n + ".npy")
-            np.save(files[n], to_file_layout(a, c["layout"]) if n == "x" else a)
-        y_path = os.path.join(d, "y.npy")
-        args = ["apply", "--input", files["x"], "--weight", files["w"], "--output", y_path]
-        if "b" in files:
-            args += ["--bias", files["b"]]
-        if "pw" in files:
-            args += ["--pointwise-weight", files["pw"]]
-        if "pb" in files:
-            args += ["--pointwise-bias", files["pb"]]
+        files, y_path, args = write_apply_inputs(c, t, d)
         cmd, rc, err = self.run(args + conv_flags(c, self.algorithm))
         problems = []
         if rc != 2:
