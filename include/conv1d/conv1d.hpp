@@ -165,6 +165,17 @@ struct PlanOptions {
   std::string algorithm = "auto";
   // Threads used by one execute call; 0 means all available.
   int threads = 0;
+  // With algorithm "auto": choose by timing every algorithm that supports
+  // the problem (scratch data, this plan's threads; a fraction of a second
+  // for large layers) instead of by the cost model, and remember the choice
+  // per (problem, ISA, threads) for the rest of the process. A named
+  // algorithm wins over tune.
+  bool tune = false;
+  // With tune: a file that also keeps the choices, across processes; read on
+  // first use, rewritten atomically after each new choice (format: README
+  // "Tune mode"). Empty: this process only. (The initialiser keeps brace
+  // initialisation like {"direct", 1} free of missing-initializer warnings.)
+  std::string tune_cache = {};
 };
 
 struct AlgorithmStatus {
@@ -208,6 +219,11 @@ class Plan {
   // The SIMD target the plan's kernels run on ("avx512", ..., "scalar").
   std::string_view isa() const { return isa_; }
   int threads() const { return options_.threads; }
+  // How the algorithm was chosen: "heuristic" (cost model), "forced"
+  // (PlanOptions::algorithm named it), "tuned" (timed now), "tuned (cached)"
+  // (timed before, in this process or the tune_cache file) or "tuned (only
+  // candidate)" (one algorithm supports the problem: nothing to time).
+  std::string_view selection() const { return selection_; }
 
   // weight: contiguous (C_out, C_in/groups, K); bias: (C_out), or nullptr
   // when the problem has no bias. T must match the problem's dtype.
@@ -230,6 +246,7 @@ class Plan {
   Problem problem_;
   PlanOptions options_;
   std::string isa_;
+  std::string_view selection_;
   std::unique_ptr<detail::Executor> executor_;
   std::unique_ptr<detail::Executor> reference_;  // for backward when the executor has none
   bool weights_set_ = false;

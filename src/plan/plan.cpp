@@ -5,6 +5,7 @@
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "plan/registry.hpp"
+#include "plan/tune.hpp"
 
 namespace conv1d {
 
@@ -12,8 +13,9 @@ using core::str_cat;
 
 namespace {
 
-const detail::AlgorithmEntry& choose(const Problem& problem, const std::string& name) {
-  if (name.empty() || name == "auto") return detail::select_algorithm(problem);
+bool is_auto(const std::string& name) { return name.empty() || name == "auto"; }
+
+const detail::AlgorithmEntry& forced(const Problem& problem, const std::string& name) {
   const detail::AlgorithmEntry* entry = detail::find_algorithm(name);
   if (entry == nullptr) {
     std::string known;
@@ -23,8 +25,8 @@ const detail::AlgorithmEntry& choose(const Problem& problem, const std::string& 
     throw Error(str_cat("unknown algorithm '", name, "'; known: auto, ", known));
   }
   if (auto why = entry->why_not(problem)) {
-    throw Error(str_cat("algorithm '", name, "' does not support ", problem.to_string(), ": ",
-                        *why));
+    throw Error(
+        str_cat("algorithm '", name, "' does not support ", problem.to_string(), ": ", *why));
   }
   return *entry;
 }
@@ -38,8 +40,8 @@ void check_dtype(const Problem& problem) {
 }
 
 template <class T>
-void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batch,
-                 int64_t channels, int64_t length) {
+void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batch, int64_t channels,
+                 int64_t length) {
   if (tensor.batch != batch || tensor.channels != channels || tensor.length != length) {
     throw Error(str_cat(name, " has shape (", tensor.batch, ", ", tensor.channels, ", ",
                         tensor.length, ") but the plan expects (", batch, ", ", channels, ", ",
@@ -60,9 +62,21 @@ Plan::Plan(const Problem& problem, const PlanOptions& options)
   }
   options_.threads = core::resolve_threads(options_.threads);
   isa_ = active_isa();
-  const detail::AlgorithmEntry& entry = choose(problem_, options_.algorithm);
-  options_.algorithm = std::string(entry.name);
-  executor_ = entry.create(problem_);
+  const detail::AlgorithmEntry* entry = nullptr;
+  if (!is_auto(options_.algorithm)) {
+    entry = &forced(problem_, options_.algorithm);
+    selection_ = "forced";
+  } else if (options_.tune && problem_.batch > 0) {  // an empty batch has nothing to time
+    const detail::TunedChoice choice =
+        detail::tuned_algorithm(problem_, isa_, options_.threads, options_.tune_cache);
+    entry = choice.entry;
+    selection_ = choice.how;
+  } else {
+    entry = &detail::select_algorithm(problem_);
+    selection_ = "heuristic";
+  }
+  options_.algorithm = std::string(entry->name);
+  executor_ = entry->create(problem_);
   if (!executor_->has_backward()) {
     reference_ = detail::find_algorithm("reference")->create(problem_);
   }
@@ -111,25 +125,26 @@ void Plan::backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input
 }
 
 template <class T>
-void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_output,
-                           T* grad_weight, T* grad_bias) const {
+void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_output, T* grad_weight,
+                           T* grad_bias) const {
   check_dtype<T>(problem_);
   check_shape(input, "input", problem_.batch, problem_.in_channels, problem_.length);
   check_shape(grad_output, "grad_output", problem_.batch, problem_.out_channels,
               problem_.out_length());
   if (grad_weight == nullptr) throw Error("backward_weight: grad_weight is null");
   if (problem_.has_bias != (grad_bias != nullptr)) {
-    throw Error(problem_.has_bias ? "backward_weight: the problem has a bias but grad_bias is null"
-                                  : "backward_weight: the problem has no bias but grad_bias was given");
+    throw Error(problem_.has_bias
+                    ? "backward_weight: the problem has a bias but grad_bias is null"
+                    : "backward_weight: the problem has no bias but grad_bias was given");
   }
   (reference_ ? reference_ : executor_)
       ->backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
 }
 
-#define CONV1D_INSTANTIATE(T)                                                                  \
-  template void Plan::set_weights<T>(const T*, const T*);                                      \
-  template void Plan::forward<T>(TensorRef<const T>, TensorRef<T>) const;                      \
-  template void Plan::backward_data<T>(TensorRef<const T>, TensorRef<T>) const;                \
+#define CONV1D_INSTANTIATE(T)                                                   \
+  template void Plan::set_weights<T>(const T*, const T*);                       \
+  template void Plan::forward<T>(TensorRef<const T>, TensorRef<T>) const;       \
+  template void Plan::backward_data<T>(TensorRef<const T>, TensorRef<T>) const; \
   template void Plan::backward_weight<T>(TensorRef<const T>, TensorRef<const T>, T*, T*) const;
 CONV1D_INSTANTIATE(float)
 CONV1D_INSTANTIATE(double)
