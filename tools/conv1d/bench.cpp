@@ -45,6 +45,16 @@ struct Result {
   bool memory_bound = false;
   // Other libraries on the same layer (--compare), by label; NaN if not run.
   std::vector<std::pair<std::string, double>> others_ms;
+  std::string selection;  // Plan::selection()
+  // With --tune: the cost model's choice, and the time the first plan took
+  // (timing the algorithms, or reading the choice from the cache).
+  std::string heuristic_algorithm;
+  double tune_ms = 0.0;
+  // What a new shape costs before its first forward (medians over fresh
+  // plans): making the Plan (checking, choosing, preparing) and set_weights
+  // (copying and repacking the weights).
+  double plan_ms = 0.0;
+  double weights_ms = 0.0;
 };
 
 double median(std::vector<double> samples) {
@@ -109,6 +119,32 @@ class Runner {
   std::function<void()> run_;
 };
 
+// Fresh plans per layer whose making is timed.
+constexpr int kFreshPlans = 7;
+
+struct PlanMakingTimes {
+  double plan_ms = 0.0;
+  double weights_ms = 0.0;
+};
+
+template <class T>
+PlanMakingTimes time_plan_making(const Problem& p, const PlanOptions& options) {
+  std::mt19937_64 generator(0);
+  const auto weight =
+      random_values<T>(p.out_channels * p.in_channels_per_group() * p.kernel_size, generator);
+  const auto bias = random_values<T>(p.out_channels, generator);
+  std::vector<double> plan_seconds, weights_seconds;
+  for (int i = 0; i < kFreshPlans; ++i) {
+    const auto start = Clock::now();
+    Plan plan(p, options);
+    const auto made = Clock::now();
+    plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+    weights_seconds.push_back(std::chrono::duration<double>(Clock::now() - made).count());
+    plan_seconds.push_back(std::chrono::duration<double>(made - start).count());
+  }
+  return {median(plan_seconds) * 1e3, median(weights_seconds) * 1e3};
+}
+
 // One warm-up run, then repetitions until the budget is spent (at least
 // three). A layer whose warm-up alone exceeds the budget is not repeated: its
 // warm-up time is the measurement, which keeps the whole suite fast even when
@@ -150,7 +186,14 @@ void write_json(const std::string& path, const std::vector<Result>& results) {
                     {"gflops", result.gflops},
                     {"percent_of_peak", result.percent_of_peak},
                     {"percent_of_roofline", result.percent_of_roofline},
-                    {"memory_bound", result.memory_bound}});
+                    {"memory_bound", result.memory_bound},
+                    {"selection", result.selection},
+                    {"plan_ms", result.plan_ms},
+                    {"weights_ms", result.weights_ms}});
+    if (!result.heuristic_algorithm.empty()) {
+      rows.back()["heuristic_algorithm"] = result.heuristic_algorithm;
+      rows.back()["tune_ms"] = result.tune_ms;
+    }
     for (const auto& [label, ms] : result.others_ms) {
       rows.back()[label + "_ms"] = std::isnan(ms) ? nlohmann::json() : nlohmann::json(ms);
     }
@@ -183,6 +226,10 @@ int run_bench(const BenchOptions& options) {
   PlanOptions plan_options;
   plan_options.algorithm = options.algorithm;
   plan_options.threads = parse_threads(options.threads);
+  plan_options.tune = options.tune;
+  plan_options.tune_cache = options.tune_cache;
+  PlanOptions heuristic_options = plan_options;
+  heuristic_options.tune = false;
   const DType dtype = parse_dtype(options.dtype);
   const int64_t budget_ms = parse_int(options.budget_ms, "--budget-ms");
   if (budget_ms < 0)
@@ -196,6 +243,7 @@ int run_bench(const BenchOptions& options) {
   std::vector<Problem> problems;
   std::vector<std::optional<Plan>> plans;
   std::vector<std::string> skipped;
+  std::vector<double> first_plan_ms;
   for (const SuiteLayer& layer : suite) {
     const Problem& problem =
         problems.emplace_back(Problem::make(layer.params, layer.batch, layer.length, dtype));
@@ -205,7 +253,9 @@ int run_bench(const BenchOptions& options) {
     }
     skipped.push_back(why_not);
     plans.emplace_back();
+    const auto start = Clock::now();
     if (why_not.empty()) plans.back().emplace(problem, plan_options);
+    first_plan_ms.push_back(std::chrono::duration<double>(Clock::now() - start).count() * 1e3);
   }
 
   const int rounds = static_cast<int>(parse_int(options.rounds, "--rounds"));
@@ -226,10 +276,21 @@ int run_bench(const BenchOptions& options) {
     problem_width = std::max(problem_width, problems[i].to_string().size());
     if (plans[i]) algorithm_width = std::max(algorithm_width, plans[i]->algorithm().size());
   }
-  std::string header =
-      fmt::format("{:<{}}  {:<{}}  {:<{}}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}  {:>6}  {:>9}",
-                  "name", name_width, "problem", problem_width, "algorithm", algorithm_width, "isa",
-                  "threads", "reps", "median ms", "GFLOP/s", "%peak", "%roofline");
+  // With --tune, the cost model's choice ("same" when the tuner agrees) and
+  // the tuning time follow the algorithm.
+  const auto algorithm_columns = [&](std::string_view algorithm, std::string_view heuristic,
+                                     std::string_view tune_ms) {
+    std::string columns = fmt::format("{:<{}}", algorithm, algorithm_width);
+    if (options.tune) {
+      columns += fmt::format("  {:<{}}  {:>8}", heuristic, algorithm_width, tune_ms);
+    }
+    return columns;
+  };
+  std::string header = fmt::format(
+      "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}  {:>6}  {:>9}  {:>7}  {:>10}", "name",
+      name_width, "problem", problem_width, algorithm_columns("algorithm", "heuristic", "tune ms"),
+      "isa", "threads", "reps", "median ms", "GFLOP/s", "%peak", "%roofline", "plan ms",
+      "weights ms");
   for (const auto& worker : workers) {
     header += fmt::format("  {:>10}  {:>8}", worker->label() + " ms", "x " + worker->label());
   }
@@ -251,6 +312,16 @@ int run_bench(const BenchOptions& options) {
     result.algorithm = std::string(plan.algorithm());
     result.isa = std::string(plan.isa());
     result.threads = plan.threads();
+    result.selection = std::string(plan.selection());
+    if (options.tune) {
+      result.heuristic_algorithm = std::string(Plan(plan.problem(), heuristic_options).algorithm());
+      result.tune_ms = first_plan_ms[i];
+    }
+    const PlanMakingTimes making = plan.problem().dtype == DType::f32
+                                       ? time_plan_making<float>(plan.problem(), plan_options)
+                                       : time_plan_making<double>(plan.problem(), plan_options);
+    result.plan_ms = making.plan_ms;
+    result.weights_ms = making.weights_ms;
     double seconds = 0;
     if (workers.empty()) {
       const auto samples = time_within_budget(runner, budget_seconds);
@@ -291,10 +362,17 @@ int run_bench(const BenchOptions& options) {
     result.percent_of_roofline =
         seconds > 0.0 ? 100.0 * std::max(compute_seconds, memory_seconds) / seconds : 0.0;
     std::string line = fmt::format(
-        "{:<{}}  {:<{}}  {:<{}}  {:<6}  {:>7}  {:>5}  {:>10.3f}  {:>9.2f}  {:>6.1f}  {:>8.1f}{}",
-        result.name, name_width, result.problem.to_string(), problem_width, result.algorithm,
-        algorithm_width, result.isa, result.threads, result.reps, result.ms, result.gflops,
-        result.percent_of_peak, result.percent_of_roofline, result.memory_bound ? "m" : " ");
+        "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10.3f}  {:>9.2f}  {:>6.1f}  {:>8.1f}{}  "
+        "{:>7.3f}  {:>10.3f}",
+        result.name, name_width, result.problem.to_string(), problem_width,
+        algorithm_columns(result.algorithm,
+                          result.heuristic_algorithm == result.algorithm
+                              ? std::string("same")
+                              : result.heuristic_algorithm,
+                          fmt::format("{:.3f}", result.tune_ms)),
+        result.isa, result.threads, result.reps, result.ms, result.gflops, result.percent_of_peak,
+        result.percent_of_roofline, result.memory_bound ? "m" : " ", result.plan_ms,
+        result.weights_ms);
     for (const auto& [label, ms] : result.others_ms) {
       line += std::isnan(ms) ? fmt::format("  {:>10}  {:>8}", "-", "-")
                              : fmt::format("  {:>10.3f}  {:>7.2f}x", ms, ms / result.ms);
@@ -322,7 +400,10 @@ int run_bench(const BenchOptions& options) {
   }
   fmt::print(
       "%roofline: the faster of peak FLOP/s and DRAM bandwidth allows this share of the "
-      "measured time; m = bandwidth bound\n");
+      "measured time; m = bandwidth bound\n"
+      "plan ms: making a Plan for the layer (checking, choosing, preparing); weights ms: its "
+      "set_weights (copying and repacking); medians over {} fresh plans\n",
+      kFreshPlans);
   if (!options.json.empty()) write_json(options.json, results);
   return 0;
 }

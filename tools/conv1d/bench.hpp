@@ -15,6 +15,8 @@ struct BenchOptions {
   std::string budget_ms = "300";
   bool compare = false;
   std::string rounds = "5";
+  bool tune = false;
+  std::string tune_cache;
 };
 
 int run_bench(const BenchOptions& options);

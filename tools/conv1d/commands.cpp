@@ -40,6 +40,8 @@ Flags parse_flags(const ConvFlags& text) {
   flags.layout = parse_layout(text.layout);
   flags.plan.algorithm = text.algorithm;
   flags.plan.threads = parse_threads(text.threads);
+  flags.plan.tune = text.tune;
+  flags.plan.tune_cache = text.tune_cache;
   return flags;
 }
 
@@ -466,6 +468,7 @@ int run_info(const InfoOptions& options) {
                status.supported ? std::string("ok") : status.reason);
   }
   line("plan picks", plan.algorithm());
+  line("selection", plan.selection());
   line("isa", plan.isa());
   line("threads", fmt::format("{}", plan.threads()));
   return 0;

@@ -22,6 +22,8 @@ struct ConvFlags {
   std::string algorithm = "auto";
   std::string threads = "0";
   std::string isa;  // empty: no cap beyond CONV1D_MAX_ISA
+  bool tune = false;
+  std::string tune_cache;
 };
 
 struct ApplyOptions {

@@ -30,6 +30,17 @@ int fail(std::string message) {
   return kErrorStatus;
 }
 
+void add_tune_flags(CLI::App& command, bool& tune, std::string& tune_cache) {
+  CLI::Option* tune_flag = command.add_flag(
+      "--tune", tune,
+      "With --algorithm auto: time the algorithms on this shape and use the fastest");
+  command
+      .add_option("--tune-cache", tune_cache,
+                  "With --tune: keep the choices in this file, and reuse the ones it holds")
+      ->type_name("FILE")
+      ->needs(tune_flag);
+}
+
 void add_conv_flags(CLI::App& command, ConvFlags& flags) {
   command.add_option("--stride", flags.stride, "Stride (default 1)")->type_name("S");
   command
@@ -55,6 +66,7 @@ void add_conv_flags(CLI::App& command, ConvFlags& flags) {
       ->type_name("T");
   command.add_option("--isa", flags.isa, "Cap the SIMD target: avx512, avx2, sse4 or scalar")
       ->type_name("ISA");
+  add_tune_flags(command, flags.tune, flags.tune_cache);
 }
 
 int run(int argc, char** argv) {
@@ -157,6 +169,7 @@ int run(int argc, char** argv) {
   bench_command->add_option("--threads", bench.threads, "Threads, 0 for all available")
       ->type_name("T");
   bench_command->add_option("--isa", bench.isa, "Cap the SIMD target")->type_name("ISA");
+  add_tune_flags(*bench_command, bench.tune, bench.tune_cache);
   bench_command->add_option("--dtype", bench.dtype, "float32 or float64 (default float32)")
       ->type_name("DTYPE");
   bench_command
