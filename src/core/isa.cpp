@@ -1,9 +1,9 @@
 #include "core/isa.hpp"
 
-#include <conv1d/conv1d.hpp>
 #include <hwy/highway.h>
 #include <hwy/targets.h>
 
+#include <conv1d/conv1d.hpp>
 #include <cstdlib>
 #include <mutex>
 
@@ -30,6 +30,10 @@ constexpr IsaName kIsas[] = {
 std::mutex isa_mutex;
 bool env_applied = false;
 std::string current_cap = "avx512";
+// The best target under the cap, found once per cap: Highway 1.0.3's
+// SupportedTargets() detects the CPU anew on every call (~27 us in a VM,
+// where CPUID traps), which made up most of the time to make a plan.
+int64_t capped_target = 0;
 
 void apply_cap(std::string_view name) {
   int64_t disabled = 0;
@@ -47,7 +51,11 @@ void apply_cap(std::string_view name) {
   current_cap = std::string(name);
   hwy::SetSupportedTargetsForTest(0);
   hwy::DisableTargets(disabled);
-  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+  // SupportedTargets() points the dispatch at every target the CPU has,
+  // ignoring DisableTargets, and returns the capped set: apply that.
+  const int64_t supported = hwy::SupportedTargets();
+  hwy::GetChosenTarget().Update(supported);
+  capped_target = supported & -supported;  // lowest bit = best target
 }
 
 void apply_env_locked() {
@@ -64,14 +72,6 @@ std::string_view name_of(int64_t target) {
   return "scalar";
 }
 
-int64_t best_target() {
-  const int64_t supported = hwy::SupportedTargets();
-  // Highway 1.0.3's SupportedTargets() re-detects and points the dispatch
-  // at every target the CPU has, ignoring DisableTargets; re-apply the cap.
-  hwy::GetChosenTarget().Update(supported);
-  return supported & -supported;  // lowest bit = best target
-}
-
 }  // namespace
 
 namespace core {
@@ -79,7 +79,7 @@ namespace core {
 int64_t chosen_target() {
   std::lock_guard lock(isa_mutex);
   apply_env_locked();
-  return best_target();
+  return capped_target;
 }
 
 }  // namespace core
