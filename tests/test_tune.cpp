@@ -242,11 +242,18 @@ TEST_F(Tune, StaleEntriesAreTunedAgain) {
   // Entries for other problems stay, even with names this build does not know.
   EXPECT_NE(text.find(entry(elsewhere, 1, "fft3")), std::string::npos) << text;
 
-  // An algorithm that does not support the problem is stale too.
+  // An algorithm that does not support the problem is stale too. This
+  // problem has one candidate, which is not remembered: the entry goes.
   const Problem standard = standard_problem();
   ASSERT_FALSE(supports(standard, "depthwise"));
-  write_text(path("unsupported.txt"), entry(standard, 1, "depthwise"));
-  EXPECT_EQ(Plan(standard, tuned(1, path("unsupported.txt"))).algorithm(), "direct");
+  write_text(path("unsupported.txt"),
+             entry(elsewhere, 1, "fft3") + entry(standard, 1, "depthwise"));
+  const Plan only(standard, tuned(1, path("unsupported.txt")));
+  EXPECT_EQ(only.algorithm(), "direct");
+  EXPECT_EQ(only.selection(), "tuned (only candidate)");
+  const std::string kept = read_text(path("unsupported.txt"));
+  EXPECT_EQ(kept.find(standard.to_string()), std::string::npos) << kept;
+  EXPECT_NE(kept.find(entry(elsewhere, 1, "fft3")), std::string::npos) << kept;
 }
 
 TEST_F(Tune, CorruptFileIsAnErrorNamingFileAndLine) {

@@ -208,9 +208,12 @@ void check_folder(const std::string& path) {
 
 // Written next to the destination and renamed into place: readers see the
 // old file or the new one, never part of one. Entries another process added
-// since this one read the file are kept.
-void write_cache_file(const std::string& path, Entries& entries) {
-  for (auto& [key, measured] : read_cache_file(path)) entries.try_emplace(key, measured);
+// since this one read the file are kept, except for `changed`, the one
+// entry this write adds, replaces or drops.
+void write_cache_file(const std::string& path, Entries& entries, const Key& changed) {
+  for (auto& [key, measured] : read_cache_file(path)) {
+    if (key != changed) entries.try_emplace(key, measured);
+  }
   const std::string temporary = str_cat(path, ".conv1d-", ::getpid(), ".partial");
   const auto fail = [&](std::string_view why) {
     std::error_code ignored;
@@ -263,18 +266,23 @@ TunedChoice tuned_algorithm(const Problem& problem, const std::string& isa, int 
   if (const AlgorithmEntry* entry = usable(state.memory)) {
     if (file != nullptr) {
       (*file)[key] = state.memory.at(key);
-      write_cache_file(cache_path, *file);
+      write_cache_file(cache_path, *file, key);
     }
     return {entry, kCached};
   }
   const std::vector<const AlgorithmEntry*> candidates = candidates_for(problem);
-  if (candidates.size() == 1) return {candidates.front(), kOnlyCandidate};
+  if (candidates.size() == 1) {
+    // Not remembered, so that a new algorithm gets timed once it exists; a
+    // stale entry is dropped rather than skipped on every plan.
+    if (file != nullptr && file->erase(key) > 0) write_cache_file(cache_path, *file, key);
+    return {candidates.front(), kOnlyCandidate};
+  }
   const Measured best = problem.dtype == DType::f32 ? fastest<float>(problem, threads, candidates)
                                                     : fastest<double>(problem, threads, candidates);
   state.memory[key] = best;
   if (file != nullptr) {
     (*file)[key] = best;
-    write_cache_file(cache_path, *file);
+    write_cache_file(cache_path, *file, key);
   }
   return {find_algorithm(best.algorithm), kTuned};
 }

@@ -305,6 +305,8 @@ int run_stream_bench(const BenchOptions& options) {
   PlanOptions plan;
   plan.algorithm = options.algorithm;
   plan.threads = parse_threads(options.threads);
+  plan.tune = options.tune;
+  plan.tune_cache = options.tune_cache;
   const int64_t budget_ms = parse_int(options.budget_ms, "--budget-ms");
   if (budget_ms < 0) {
     throw Error(fmt::format("--budget-ms must be non-negative, got {}", budget_ms));
