@@ -120,7 +120,14 @@ class FusedExecutor final : public detail::SeparableExecutor {
       : target_(kernels::separable::chosen_target()),
         geometry_(make_geometry(depthwise, pointwise, target_)),
         batch_(depthwise.batch),
-        dtype_(depthwise.dtype) {}
+        dtype_(depthwise.dtype) {
+    Geometry& g = geometry_;
+    for (int64_t k = 0; k < g.kernel_size; ++k) {
+      const int64_t tap = k * g.dilation;
+      tap_offsets_.push_back(tap % g.stride * g.phase_width + tap / g.stride);
+    }
+    g.tap_offsets = tap_offsets_.data();
+  }
 
   void set_weights(const void* dw_weight, const void* dw_bias, const void* pw_weight,
                    const void* pw_bias) override {
@@ -227,6 +234,7 @@ class FusedExecutor final : public detail::SeparableExecutor {
 
   const Target& target_;
   Geometry geometry_;
+  std::vector<int64_t> tap_offsets_;
   int64_t batch_;
   DType dtype_;
   Packed<float> f32_;

@@ -38,6 +38,7 @@ constexpr size_t kVectors = 3;
 // Positions the channels-last depthwise loop computes at once: they share
 // each weight load.
 constexpr int64_t kDepthwisePositions = 4;
+constexpr int64_t kLine = 64;  // bytes
 
 // Prefetches the packed pointwise weights 1 KiB ahead: they stream from L2
 // once per tile, and the hardware prefetcher restarts at every 4 KiB page.
@@ -63,11 +64,16 @@ struct TileArgs {
   size_t row_pitch;  // by_channel: elements between the broadcast rows
   size_t steps;      // >= 1
   const T* bias;     // by_length: one per tile row; by_channel: one per lane
+  // Accumulating tiles start from `partial` (aligned, the task's tile of
+  // partial sums); every tile stores to `out`, which may be that tile or,
+  // for the last reduction chunk, the output tensor.
+  const T* partial;
+  size_t partial_pitch;
   T* out;
   size_t out_pitch;
 };
 
-// out[m][i] = (Accumulate ? out[m][i] : bias) + sum_r b[r][m] * v[r][i] for
+// out[m][i] = (Accumulate ? partial[m][i] : bias) + sum_r b[r][m] * v[r][i] for
 // m < M, i < NV * Lanes, summed in step order whatever the tile shape, so
 // results do not depend on the tiling or the thread count. Branch-free so
 // that GCC keeps the accumulators in registers.
@@ -80,12 +86,14 @@ void Tile(const TileArgs<T>& a) {
   constexpr bool kByLength = kKind == Kind::by_length;
   T* HWY_RESTRICT out = a.out;
   const size_t out_pitch = a.out_pitch;
+  const T* HWY_RESTRICT partial = a.partial;
+  const size_t partial_pitch = a.partial_pitch;
   const size_t row_pitch = a.row_pitch;
   V acc[M][NV];
   for (size_t m = 0; m < M; ++m) {
     for (size_t v = 0; v < NV; ++v) {
       if constexpr (Accumulate) {
-        acc[m][v] = hn::Load(d, out + m * out_pitch + v * lanes);
+        acc[m][v] = hn::Load(d, partial + m * partial_pitch + v * lanes);
       } else if constexpr (kByLength) {
         acc[m][v] = hn::Set(d, a.bias[m]);
       } else {
@@ -116,7 +124,7 @@ void Tile(const TileArgs<T>& a) {
     vectors += vector_pitch;
   } while (--steps != 0);
   for (size_t m = 0; m < M; ++m) {
-    for (size_t v = 0; v < NV; ++v) hn::Store(acc[m][v], d, out + m * out_pitch + v * lanes);
+    for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[m][v], d, out + m * out_pitch + v * lanes);
   }
 }
 
@@ -161,15 +169,43 @@ inline int64_t SourceOffset(const Geometry& g, int64_t position, int64_t step) {
   return source < 0 ? -1 : source * step;
 }
 
+// mid rows c .. c + kChannels - 1 from their input channels' phases. Each
+// row sums bias, then taps in order (the depthwise algorithm's order); two
+// rows at once give 8 independent FMA chains, enough to hide their latency.
+template <size_t kChannels, class T>
+HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
+                              const std::array<const T*, kChannels>& phases, T* HWY_RESTRICT mid) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t lanes = hn::Lanes(d);
+  const int64_t K = g.kernel_size;
+  const T* HWY_RESTRICT weights = args.dw_weight + c * K;
+  V acc[kChannels][kVectors];
+  for (size_t j = 0; j < kChannels; ++j) {
+    for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t offset = g.tap_offsets[k];
+    for (size_t j = 0; j < kChannels; ++j) {
+      const V weight = hn::Set(d, weights[j * K + k]);
+      const T* HWY_RESTRICT from = phases[j] + offset;
+      for (size_t v = 0; v < kVectors; ++v) {
+        acc[j][v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[j][v]);
+      }
+    }
+  }
+  for (size_t j = 0; j < kChannels; ++j) {
+    T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch;
+    for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);
+  }
+}
+
 // NCL: mid[c][i] for every intermediate channel c and the tile's
 // tile_positions outputs from l0 (all of them, even past out_length: the
 // input reads stay inside the staged or in-place span).
 template <class T>
 void DepthwiseByLength(const Geometry& g, const Args<T>& args, int64_t n, int64_t l0,
                        T* HWY_RESTRICT stage, int64_t* HWY_RESTRICT index, T* HWY_RESTRICT mid) {
-  const hn::ScalableTag<T> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t lanes = hn::Lanes(d);
   const TensorRef<const T>& x = args.input;
   const int64_t base = l0 * g.stride - g.pad_left;
   const int64_t width = g.phase_width;
@@ -184,33 +220,36 @@ void DepthwiseByLength(const Geometry& g, const Args<T>& args, int64_t n, int64_
       }
     }
   }
+  // Input channel ci's phases, staged into buffer ci % 2 (a channel pair
+  // spans at most two input channels, each staged once).
   const T* sample = x.data + n * x.batch_stride;
-  const int64_t K = g.kernel_size;
-  const T* HWY_RESTRICT phases = nullptr;
-  for (int64_t ci = 0; ci < g.in_channels; ++ci) {
+  int64_t staged_channel[2] = {-1, -1};
+  const auto phases_of = [&](int64_t ci) -> const T* {
     const T* row = sample + ci * x.channel_stride;
-    if (in_place) {
-      phases = row + base;
-    } else {
-      for (int64_t j = 0; j < staged; ++j) stage[j] = index[j] < 0 ? T(0) : row[index[j]];
-      phases = stage;
+    if (in_place) return row + base;
+    T* buffer = stage + (ci % 2) * staged;
+    if (staged_channel[ci % 2] != ci) {
+      for (int64_t j = 0; j < staged; ++j) buffer[j] = index[j] < 0 ? T(0) : row[index[j]];
+      staged_channel[ci % 2] = ci;
     }
-    for (int64_t c = ci * g.multiplier; c < (ci + 1) * g.multiplier; ++c) {
-      const T* HWY_RESTRICT w = args.dw_weight + c * K;
-      V acc[kVectors];
-      for (size_t v = 0; v < kVectors; ++v) acc[v] = hn::Set(d, args.dw_bias[c]);
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t tap = k * g.dilation;
-        const T* HWY_RESTRICT from = phases + (tap % g.stride) * width + tap / g.stride;
-        const V weight = hn::Set(d, w[k]);
-        for (size_t v = 0; v < kVectors; ++v) {
-          acc[v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[v]);
-        }
+    return buffer;
+  };
+  if (in_place) {
+    // The next tile's new input: 128+ rows of one NCL tile are more streams
+    // than the hardware prefetcher follows.
+    for (int64_t ci = 0; ci < g.in_channels; ++ci) {
+      const T* next = sample + ci * x.channel_stride + base + width;
+      for (int64_t j = 0; j < g.tile_positions; j += kLine / static_cast<int64_t>(sizeof(T))) {
+        hwy::Prefetch(next + j);
       }
-      T* HWY_RESTRICT to = mid + c * g.mid_pitch;
-      for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[v], d, to + v * lanes);
     }
   }
+  int64_t c = 0;
+  for (; c + 2 <= g.mid_channels; c += 2) {
+    DepthwiseRows<2>(g, args, c, {phases_of(c / g.multiplier), phases_of((c + 1) / g.multiplier)},
+                     mid);
+  }
+  if (c < g.mid_channels) DepthwiseRows<1>(g, args, c, {phases_of(c / g.multiplier)}, mid);
 }
 
 // NLC: mid[p][m*C_in + ci] for the `valid` positions from l0, along the
@@ -318,24 +357,33 @@ void RunByLength(const Args<T>& args, const Task& task, void* scratch) {
 
   TileArgs<T> a{};
   a.row_pitch = 1;
-  a.out_pitch = static_cast<size_t>(g.out_pitch);
+  a.partial_pitch = static_cast<size_t>(g.out_pitch);
   for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += g.tile_positions) {
     const int64_t valid = std::min(g.tile_positions, task.l_end - l0);
     const int64_t vectors = (valid + lanes - 1) / lanes;
+    T* dst = y.data + task.n * y.batch_stride + l0 * y.length_stride;
+    // Full tiles store their last chunk straight into a contiguous output:
+    // those stores then overlap the FMAs instead of coming in one burst.
+    const bool in_place = y.length_stride == 1 && valid == g.tile_positions;
     DepthwiseByLength(g, args, task.n, l0, static_cast<T*>(s.stage), s.index, mid);
     for (int64_t r0 = 0; r0 < g.mid_channels; r0 += g.chunk) {
       const int64_t steps = std::min(g.chunk, g.mid_channels - r0);
+      const bool last = r0 + steps == g.mid_channels;
+      T* target = last && in_place ? dst : out;
+      const int64_t target_pitch = last && in_place ? y.channel_stride : g.out_pitch;
+      a.out_pitch = static_cast<size_t>(target_pitch);
       a.steps = static_cast<size_t>(steps);
       a.vectors = mid + r0 * g.mid_pitch;
       a.broadcasts = args.pw_weight + r0 * g.co_blocks * rows;
       for (int64_t co = 0; co < g.out_channels; co += rows) {
         a.bias = args.pw_bias + co;
-        a.out = out + co * g.out_pitch;
+        a.partial = out + co * g.out_pitch;
+        a.out = target + co * target_pitch;
         RunTile(Kind::by_length, a, std::min(rows, g.out_channels - co), vectors, r0 > 0);
         a.broadcasts += steps * rows;
       }
     }
-    T* dst = y.data + task.n * y.batch_stride + l0 * y.length_stride;
+    if (in_place) continue;
     for (int64_t co = 0; co < g.out_channels; ++co) {
       const T* from = out + co * g.out_pitch;
       T* to = dst + co * y.channel_stride;
@@ -364,7 +412,10 @@ void RunByChannel(const Args<T>& args, const Task& task, void* scratch) {
 
   TileArgs<T> a{};
   a.row_pitch = static_cast<size_t>(g.mid_pitch);
-  a.out_pitch = static_cast<size_t>(g.out_pitch);
+  a.partial_pitch = static_cast<size_t>(g.out_pitch);
+  // Tiles store their last chunk straight into a channels-last output
+  // whose rows take whole vectors.
+  const bool in_place = y.channel_stride == 1 && g.out_channels % lanes == 0;
   for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += g.tile_positions) {
     const int64_t valid = std::min(g.tile_positions, task.l_end - l0);
     const int64_t base = l0 * g.stride - g.pad_left;
@@ -386,8 +437,13 @@ void RunByChannel(const Args<T>& args, const Task& task, void* scratch) {
       }
       DepthwiseByChannel(g, args, stage, g.stage_pitch, valid, mid);
     }
+    T* dst = y.data + task.n * y.batch_stride + l0 * y.length_stride;
     for (int64_t r0 = 0; r0 < g.mid_channels; r0 += g.chunk) {
       const int64_t steps = std::min(g.chunk, g.mid_channels - r0);
+      const bool last = r0 + steps == g.mid_channels;
+      T* target = last && in_place ? dst : out;
+      const int64_t target_pitch = last && in_place ? y.length_stride : g.out_pitch;
+      a.out_pitch = static_cast<size_t>(target_pitch);
       a.steps = static_cast<size_t>(steps);
       for (int64_t b = 0; b < g.co_blocks; ++b) {
         const int64_t co = b * block;
@@ -396,12 +452,13 @@ void RunByChannel(const Args<T>& args, const Task& task, void* scratch) {
         a.bias = args.pw_bias + co;
         for (int64_t p = 0; p < valid; p += rows) {
           a.broadcasts = mid + p * g.mid_pitch + r0;
-          a.out = out + p * g.out_pitch + co;
+          a.partial = out + p * g.out_pitch + co;
+          a.out = target + p * target_pitch + co;
           RunTile(Kind::by_channel, a, std::min(rows, valid - p), vectors, r0 > 0);
         }
       }
     }
-    T* dst = y.data + task.n * y.batch_stride + l0 * y.length_stride;
+    if (in_place) continue;
     for (int64_t p = 0; p < valid; ++p) {
       const T* from = out + p * g.out_pitch;
       T* to = dst + p * y.length_stride;

@@ -58,7 +58,10 @@ struct Geometry {
   // NCL: elements of one stride phase of a staged input row; phase p holds
   // xpad[base + p + stride*j], j < phase_width.
   int64_t phase_width = 0;
-  int64_t stage_pitch = 0;  // NLC: elements between staged positions
+  // NCL: where tap k reads in the staged phases, (k*dilation % stride) *
+  // phase_width + k*dilation / stride: no division per tap.
+  const int64_t* tap_offsets = nullptr;  // [kernel_size]
+  int64_t stage_pitch = 0;               // NLC: elements between staged positions
 };
 
 template <class T>
@@ -85,10 +88,11 @@ struct Task {
 
 inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-// Scratch of one task, each part 64-byte aligned: the staged input, the
+// Scratch of one task, each part 64-byte aligned: the staged input (NCL:
+// two channels), the
 // source index of each staged position, the mid tile, the output tile.
 inline size_t stage_elements(const Geometry& g) {
-  if (g.layout == Layout::ncl) return static_cast<size_t>(g.stride * g.phase_width);
+  if (g.layout == Layout::ncl) return static_cast<size_t>(2 * g.stride * g.phase_width);
   return static_cast<size_t>(g.span * g.stage_pitch);
 }
 inline size_t index_elements(const Geometry& g) {
