@@ -30,12 +30,15 @@ using kernels::separable::Task;
 // the weight panel for NLC): 128 steps of 64 floats, as in the direct
 // algorithm.
 constexpr int64_t kL1OperandBytes = 32 * 1024;
+// NCL: register tiles (of positions) per depthwise tile. Longer runs of
+// each input row per tile keep the many row streams of an NCL input cheap.
+constexpr int64_t kRegisterTilesPerTile = 4;
 // NLC: the mid tile ([positions][C_mid]) stays in L2 while every output
 // channel block of the GEMM passes over it.
 constexpr int64_t kMidTileBytes = 96 * 1024;
 // Tiles per task: few enough tasks to keep the scheduling cost negligible,
 // enough that a few threads balance (refined below).
-constexpr int64_t kTilesPerTask = 8;
+constexpr int64_t kTilesPerTask = 4;
 // Beyond these widths one tile of the intermediate (or of the output) no
 // longer stays in L2, and fusing saves little over two passes.
 constexpr int64_t kMaxChannels = 4096;
@@ -85,10 +88,10 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
   g.out_channels = pointwise.out_channels;
   if (g.layout == Layout::ncl) {
     g.block_channels = target.rows;
-    g.tile_positions = vector_width;
-    g.mid_pitch = vector_width;
+    g.tile_positions = kRegisterTilesPerTile * vector_width;
+    g.mid_pitch = g.tile_positions;
     g.out_pitch = vector_width + line;
-    g.phase_width = vector_width + reach / p.stride;
+    g.phase_width = g.tile_positions + reach / p.stride;
   } else {
     g.block_channels = vector_width;
     g.mid_pitch = spread_pitch(g.mid_channels, element);

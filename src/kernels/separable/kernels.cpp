@@ -42,6 +42,15 @@ constexpr int64_t kLine = 64;  // bytes
 
 // Prefetches the packed pointwise weights 1 KiB ahead: they stream from L2
 // once per tile, and the hardware prefetcher restarts at every 4 KiB page.
+// Integer addresses: they may lie outside any array (prefetches never
+// fault), and GCC deletes loops of __builtin_prefetch alone.
+HWY_INLINE void PrefetchLine(uintptr_t address) {
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+  asm volatile("prefetcht1 %0" : : "m"(*reinterpret_cast<const char*>(address)));
+#else
+  hwy::Prefetch(reinterpret_cast<const char*>(address));
+#endif
+}
 HWY_INLINE void PrefetchAhead(const void* p) {
   const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + 1024;
 #if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
@@ -59,7 +68,8 @@ enum class Kind { by_length, by_channel };
 
 template <class T>
 struct TileArgs {
-  const T* vectors;  // one row of kVectors * Lanes elements per step, aligned
+  const T* vectors;  // kVectors * Lanes elements per step, vector_pitch apart, aligned
+  size_t vector_pitch;
   const T* broadcasts;
   size_t row_pitch;  // by_channel: elements between the broadcast rows
   size_t steps;      // >= 1
@@ -82,7 +92,7 @@ void Tile(const TileArgs<T>& a) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
-  const size_t vector_pitch = kVectors * lanes;
+  const size_t vector_pitch = a.vector_pitch;
   constexpr bool kByLength = kKind == Kind::by_length;
   T* HWY_RESTRICT out = a.out;
   const size_t out_pitch = a.out_pitch;
@@ -180,23 +190,26 @@ HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
   const size_t lanes = hn::Lanes(d);
   const int64_t K = g.kernel_size;
   const T* HWY_RESTRICT weights = args.dw_weight + c * K;
-  V acc[kChannels][kVectors];
-  for (size_t j = 0; j < kChannels; ++j) {
-    for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    const int64_t offset = g.tap_offsets[k];
+  const auto width = static_cast<int64_t>(kVectors * lanes);
+  for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
+    V acc[kChannels][kVectors];
     for (size_t j = 0; j < kChannels; ++j) {
-      const V weight = hn::Set(d, weights[j * K + k]);
-      const T* HWY_RESTRICT from = phases[j] + offset;
-      for (size_t v = 0; v < kVectors; ++v) {
-        acc[j][v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[j][v]);
+      for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t offset = g.tap_offsets[k] + i0;
+      for (size_t j = 0; j < kChannels; ++j) {
+        const V weight = hn::Set(d, weights[j * K + k]);
+        const T* HWY_RESTRICT from = phases[j] + offset;
+        for (size_t v = 0; v < kVectors; ++v) {
+          acc[j][v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[j][v]);
+        }
       }
     }
-  }
-  for (size_t j = 0; j < kChannels; ++j) {
-    T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch;
-    for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);
+    for (size_t j = 0; j < kChannels; ++j) {
+      T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch + i0;
+      for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);
+    }
   }
 }
 
@@ -220,6 +233,12 @@ void DepthwiseByLength(const Geometry& g, const Args<T>& args, int64_t n, int64_
       }
     }
   }
+  // Stride 1 on a contiguous row: staged positions [inside_begin,
+  // inside_end) are real samples, copied as one run.
+  const bool runs = g.stride == 1 && x.length_stride == 1;
+  const int64_t inside_begin = runs ? std::clamp<int64_t>(-base, 0, staged) : staged;
+  const int64_t inside_end =
+      runs ? std::clamp<int64_t>(g.length - base, inside_begin, staged) : staged;
   // Input channel ci's phases, staged into buffer ci % 2 (a channel pair
   // spans at most two input channels, each staged once).
   const T* sample = x.data + n * x.batch_stride;
@@ -229,21 +248,16 @@ void DepthwiseByLength(const Geometry& g, const Args<T>& args, int64_t n, int64_
     if (in_place) return row + base;
     T* buffer = stage + (ci % 2) * staged;
     if (staged_channel[ci % 2] != ci) {
-      for (int64_t j = 0; j < staged; ++j) buffer[j] = index[j] < 0 ? T(0) : row[index[j]];
+      for (int64_t j = 0; j < inside_begin; ++j) buffer[j] = index[j] < 0 ? T(0) : row[index[j]];
+      std::memcpy(buffer + inside_begin, row + base + inside_begin,
+                  static_cast<size_t>(inside_end - inside_begin) * sizeof(T));
+      for (int64_t j = inside_end; j < staged; ++j) {
+        buffer[j] = index[j] < 0 ? T(0) : row[index[j]];
+      }
       staged_channel[ci % 2] = ci;
     }
     return buffer;
   };
-  if (in_place) {
-    // The next tile's new input: 128+ rows of one NCL tile are more streams
-    // than the hardware prefetcher follows.
-    for (int64_t ci = 0; ci < g.in_channels; ++ci) {
-      const T* next = sample + ci * x.channel_stride + base + width;
-      for (int64_t j = 0; j < g.tile_positions; j += kLine / static_cast<int64_t>(sizeof(T))) {
-        hwy::Prefetch(next + j);
-      }
-    }
-  }
   int64_t c = 0;
   for (; c + 2 <= g.mid_channels; c += 2) {
     DepthwiseRows<2>(g, args, c, {phases_of(c / g.multiplier), phases_of((c + 1) / g.multiplier)},
@@ -350,47 +364,77 @@ void RunByLength(const Args<T>& args, const Task& task, void* scratch) {
   const Geometry& g = *args.geometry;
   const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
   const auto rows = static_cast<int64_t>(kRows);
+  const auto width = static_cast<int64_t>(kVectors) * lanes;  // of a register tile
   const Scratch s = SplitScratch<T>(g, scratch);
   T* mid = static_cast<T*>(s.mid);
   T* out = static_cast<T*>(s.out);
+  const TensorRef<const T>& x = args.input;
   const TensorRef<T>& y = args.output;
+  // Register tiles per depthwise tile, times output channel blocks: the
+  // GEMM calls over which the next tile's input is prefetched.
+  const int64_t calls = g.tile_positions / width * g.co_blocks;
 
   TileArgs<T> a{};
+  a.vector_pitch = static_cast<size_t>(g.mid_pitch);
   a.row_pitch = 1;
   a.partial_pitch = static_cast<size_t>(g.out_pitch);
   for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += g.tile_positions) {
-    const int64_t valid = std::min(g.tile_positions, task.l_end - l0);
-    const int64_t vectors = (valid + lanes - 1) / lanes;
-    T* dst = y.data + task.n * y.batch_stride + l0 * y.length_stride;
-    // Full tiles store their last chunk straight into a contiguous output:
-    // those stores then overlap the FMAs instead of coming in one burst.
-    const bool in_place = y.length_stride == 1 && valid == g.tile_positions;
     DepthwiseByLength(g, args, task.n, l0, static_cast<T*>(s.stage), s.index, mid);
-    for (int64_t r0 = 0; r0 < g.mid_channels; r0 += g.chunk) {
-      const int64_t steps = std::min(g.chunk, g.mid_channels - r0);
-      const bool last = r0 + steps == g.mid_channels;
-      T* target = last && in_place ? dst : out;
-      const int64_t target_pitch = last && in_place ? y.channel_stride : g.out_pitch;
-      a.out_pitch = static_cast<size_t>(target_pitch);
-      a.steps = static_cast<size_t>(steps);
-      a.vectors = mid + r0 * g.mid_pitch;
-      a.broadcasts = args.pw_weight + r0 * g.co_blocks * rows;
-      for (int64_t co = 0; co < g.out_channels; co += rows) {
-        a.bias = args.pw_bias + co;
-        a.partial = out + co * g.out_pitch;
-        a.out = target + co * target_pitch;
-        RunTile(Kind::by_length, a, std::min(rows, g.out_channels - co), vectors, r0 > 0);
-        a.broadcasts += steps * rows;
+    // The next tile's new input, a few rows per GEMM call: an NCL tile
+    // reads more rows than the hardware prefetcher follows, and all of them
+    // at once would stall on the fill buffers.
+    const bool prefetch = x.length_stride == 1 && l0 + g.tile_positions < g.out_length;
+    const uintptr_t next_input = reinterpret_cast<uintptr_t>(x.data) +
+                                 static_cast<uintptr_t>(task.n * x.batch_stride + l0 * g.stride -
+                                                        g.pad_left + g.stride * g.phase_width) *
+                                     sizeof(T);
+    const int64_t next_bytes = g.tile_positions * g.stride * static_cast<int64_t>(sizeof(T));
+    int64_t call = 0;
+    for (int64_t i0 = 0; i0 < g.tile_positions && l0 + i0 < task.l_end; i0 += width) {
+      const int64_t valid = std::min(width, task.l_end - l0 - i0);
+      const int64_t vectors = (valid + lanes - 1) / lanes;
+      T* dst = y.data + task.n * y.batch_stride + (l0 + i0) * y.length_stride;
+      // Full register tiles store their last chunk straight into a
+      // contiguous output: those stores then overlap the FMAs instead of
+      // coming in one burst.
+      const bool in_place = y.length_stride == 1 && valid == width;
+      for (int64_t r0 = 0; r0 < g.mid_channels; r0 += g.chunk) {
+        const int64_t steps = std::min(g.chunk, g.mid_channels - r0);
+        const bool last = r0 + steps == g.mid_channels;
+        T* target = last && in_place ? dst : out;
+        const int64_t target_pitch = last && in_place ? y.channel_stride : g.out_pitch;
+        a.out_pitch = static_cast<size_t>(target_pitch);
+        a.steps = static_cast<size_t>(steps);
+        a.vectors = mid + r0 * g.mid_pitch + i0;
+        a.broadcasts = args.pw_weight + r0 * g.co_blocks * rows;
+        for (int64_t co = 0; co < g.out_channels; co += rows) {
+          a.bias = args.pw_bias + co;
+          a.partial = out + co * g.out_pitch;
+          a.out = target + co * target_pitch;
+          RunTile(Kind::by_length, a, std::min(rows, g.out_channels - co), vectors, r0 > 0);
+          a.broadcasts += steps * rows;
+          if (prefetch && r0 == 0) {
+            for (int64_t ci = call * g.in_channels / calls; ci < (call + 1) * g.in_channels / calls;
+                 ++ci) {
+              const uintptr_t row =
+                  next_input + static_cast<uintptr_t>(ci * x.channel_stride) * sizeof(T);
+              for (int64_t byte = 0; byte < next_bytes; byte += kLine) {
+                PrefetchLine(row + static_cast<uintptr_t>(byte));
+              }
+            }
+            ++call;
+          }
+        }
       }
-    }
-    if (in_place) continue;
-    for (int64_t co = 0; co < g.out_channels; ++co) {
-      const T* from = out + co * g.out_pitch;
-      T* to = dst + co * y.channel_stride;
-      if (y.length_stride == 1) {
-        std::memcpy(to, from, static_cast<size_t>(valid) * sizeof(T));
-      } else {
-        for (int64_t i = 0; i < valid; ++i) to[i * y.length_stride] = from[i];
+      if (in_place) continue;
+      for (int64_t co = 0; co < g.out_channels; ++co) {
+        const T* from = out + co * g.out_pitch;
+        T* to = dst + co * y.channel_stride;
+        if (y.length_stride == 1) {
+          std::memcpy(to, from, static_cast<size_t>(valid) * sizeof(T));
+        } else {
+          for (int64_t i = 0; i < valid; ++i) to[i * y.length_stride] = from[i];
+        }
       }
     }
   }
@@ -411,6 +455,7 @@ void RunByChannel(const Args<T>& args, const Task& task, void* scratch) {
   const T* sample = x.data + task.n * x.batch_stride;
 
   TileArgs<T> a{};
+  a.vector_pitch = static_cast<size_t>(block);
   a.row_pitch = static_cast<size_t>(g.mid_pitch);
   a.partial_pitch = static_cast<size_t>(g.out_pitch);
   // Tiles store their last chunk straight into a channels-last output

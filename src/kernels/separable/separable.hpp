@@ -11,7 +11,7 @@
 // so the intermediate tensor never exists in memory. Two tile shapes, by the
 // layout the executor is made for (as in the direct algorithm):
 //
-// - NCL: mid is [c][position], `tile_positions` (one register tile) wide;
+// - NCL: mid is [c][position], `tile_positions` (a few register tiles) wide;
 //   the depthwise part runs along the length from the input row (in place or
 //   staged with padding and split into `stride` phases, so every tap is a
 //   run of unit-stride loads); GEMM register tiles are output channels x
@@ -48,9 +48,10 @@ struct Geometry {
   int64_t block_channels = 0;  // output channels per register tile (NLC: vector width)
   int64_t co_blocks = 0;
   int64_t chunk = 0;           // reduction steps per cache block
-  int64_t tile_positions = 0;  // outputs per tile: NCL one register tile, NLC several rows
+  int64_t tile_positions = 0;  // outputs per depthwise tile: whole register tiles
   // Elements between the rows of the mid tile (NCL: channels, NLC:
-  // positions) and of the local output tile.
+  // positions) and of the local tile of one register tile row block
+  // (NCL: C_out x one register tile, NLC: tile_positions x C_out).
   int64_t mid_pitch = 0;
   int64_t out_pitch = 0;
   // Padded input positions one tile reads: (tile-1)*stride + (K-1)*dilation + 1.
