@@ -179,30 +179,84 @@ inline int64_t SourceOffset(const Geometry& g, int64_t position, int64_t step) {
   return source < 0 ? -1 : source * step;
 }
 
+// Taps r, r + N, ..., r + (kTaps-1)*N (N = lanes) of a dense, unit-stride
+// kernel read the same input vectors shifted by whole vectors: each of the
+// kVectors + kTaps - 1 loads feeds up to kTaps FMAs instead of one.
+template <size_t kTaps, size_t kChannels, class D, class T>
+HWY_INLINE void ResidueTaps(D d, hn::Vec<D> (&acc)[kChannels][kVectors],
+                            const std::array<const T*, kChannels>& from,
+                            const std::array<const T*, kChannels>& weights) {
+  using V = hn::Vec<D>;
+  const size_t lanes = hn::Lanes(d);
+  V w[kChannels][kTaps];
+  for (size_t j = 0; j < kChannels; ++j) {
+    for (size_t i = 0; i < kTaps; ++i) w[j][i] = hn::Set(d, weights[j][i * lanes]);
+  }
+  for (size_t m = 0; m < kVectors + kTaps - 1; ++m) {
+    for (size_t j = 0; j < kChannels; ++j) {
+      const V x = hn::LoadU(d, from[j] + m * lanes);
+      for (size_t i = 0; i < kTaps; ++i) {
+        if (m >= i && m - i < kVectors) acc[j][m - i] = hn::MulAdd(w[j][i], x, acc[j][m - i]);
+      }
+    }
+  }
+}
+
+// Residue sharing up to this many taps per residue (K <= 4 * lanes).
+constexpr int64_t kMaxResidueTaps = 4;
+
 // mid rows c .. c + kChannels - 1 from their input channels' phases. Each
-// row sums bias, then taps in order (the depthwise algorithm's order); two
-// rows at once give 8 independent FMA chains, enough to hide their latency.
+// row sums bias, then taps in order, or for a dense unit-stride kernel
+// longer than a vector by residue (taps r, r + N, ... for r < N, the
+// depthwise algorithm's order); two rows at once give 8 independent FMA
+// chains, enough to hide their latency.
 template <size_t kChannels, class T>
 HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
                               const std::array<const T*, kChannels>& phases, T* HWY_RESTRICT mid) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
-  const size_t lanes = hn::Lanes(d);
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
   const int64_t K = g.kernel_size;
   const T* HWY_RESTRICT weights = args.dw_weight + c * K;
-  const auto width = static_cast<int64_t>(kVectors * lanes);
+  const int64_t width = static_cast<int64_t>(kVectors) * lanes;
+  const int64_t residue_taps = (K + lanes - 1) / lanes;
+  const bool by_residue =
+      g.stride == 1 && g.dilation == 1 && K > lanes && residue_taps <= kMaxResidueTaps;
   for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
     V acc[kChannels][kVectors];
     for (size_t j = 0; j < kChannels; ++j) {
       for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
     }
-    for (int64_t k = 0; k < K; ++k) {
-      const int64_t offset = g.tap_offsets[k] + i0;
-      for (size_t j = 0; j < kChannels; ++j) {
-        const V weight = hn::Set(d, weights[j * K + k]);
-        const T* HWY_RESTRICT from = phases[j] + offset;
-        for (size_t v = 0; v < kVectors; ++v) {
-          acc[j][v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[j][v]);
+    if (by_residue) {
+      for (int64_t r = 0; r < lanes; ++r) {
+        std::array<const T*, kChannels> from, w;
+        for (size_t j = 0; j < kChannels; ++j) {
+          from[j] = phases[j] + i0 + r;
+          w[j] = weights + static_cast<int64_t>(j) * K + r;
+        }
+        switch ((K - 1 - r) / lanes + 1) {
+          case 1:
+            ResidueTaps<1>(d, acc, from, w);
+            break;
+          case 2:
+            ResidueTaps<2>(d, acc, from, w);
+            break;
+          case 3:
+            ResidueTaps<3>(d, acc, from, w);
+            break;
+          default:
+            ResidueTaps<4>(d, acc, from, w);
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t offset = g.tap_offsets[k] + i0;
+        for (size_t j = 0; j < kChannels; ++j) {
+          const V weight = hn::Set(d, weights[static_cast<int64_t>(j) * K + k]);
+          const T* HWY_RESTRICT from = phases[j] + offset;
+          for (size_t v = 0; v < kVectors; ++v) {
+            acc[j][v] = hn::MulAdd(weight, hn::LoadU(d, from + v * lanes), acc[j][v]);
+          }
         }
       }
     }
