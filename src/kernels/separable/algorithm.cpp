@@ -30,9 +30,11 @@ using kernels::separable::Task;
 // the weight panel for NLC): 128 steps of 64 floats, as in the direct
 // algorithm.
 constexpr int64_t kL1OperandBytes = 32 * 1024;
-// NCL: register tiles (of positions) per depthwise tile. Longer runs of
+// NCL: up to this many register tiles (of positions) per depthwise tile,
+// while its mid tile stays within kNclMidTileBytes (in L2). Longer runs of
 // each input row per tile keep the many row streams of an NCL input cheap.
 constexpr int64_t kRegisterTilesPerTile = 4;
+constexpr int64_t kNclMidTileBytes = 256 * 1024;
 // NLC: the mid tile ([positions][C_mid]) stays in L2 while every output
 // channel block of the GEMM passes over it.
 constexpr int64_t kMidTileBytes = 96 * 1024;
@@ -88,7 +90,10 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
   g.out_channels = pointwise.out_channels;
   if (g.layout == Layout::ncl) {
     g.block_channels = target.rows;
-    g.tile_positions = kRegisterTilesPerTile * vector_width;
+    g.tile_positions =
+        std::clamp<int64_t>(kNclMidTileBytes / (g.mid_channels * vector_width * element), 1,
+                            kRegisterTilesPerTile) *
+        vector_width;
     g.mid_pitch = g.tile_positions;
     g.out_pitch = vector_width + line;
     g.phase_width = g.tile_positions + reach / p.stride;
