@@ -94,7 +94,9 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
         std::clamp<int64_t>(kNclMidTileBytes / (g.mid_channels * vector_width * element), 1,
                             kRegisterTilesPerTile) *
         vector_width;
-    g.mid_pitch = g.tile_positions;
+    // Rows 1 KiB apart would put a GEMM chunk's mid rows in a quarter of
+    // the L1 sets, and evict them before the next output channel block.
+    g.mid_pitch = spread_pitch(g.tile_positions, element);
     g.out_pitch = vector_width + line;
     g.phase_width = g.tile_positions + reach / p.stride;
   } else {
