@@ -37,7 +37,7 @@ constexpr int64_t kRegisterTilesPerTile = 4;
 constexpr int64_t kNclMidTileBytes = 256 * 1024;
 // NLC: the mid tile ([positions][C_mid]) stays in L2 while every output
 // channel block of the GEMM passes over it.
-constexpr int64_t kMidTileBytes = 96 * 1024;
+constexpr int64_t kNlcMidTileBytes = 96 * 1024;
 // Tiles per task: few enough tasks to keep the scheduling cost negligible,
 // enough that a few threads balance (refined below).
 constexpr int64_t kTilesPerTask = 4;
@@ -105,7 +105,7 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
     g.stage_pitch = spread_pitch(g.in_channels, element);
     const int64_t rows = target.rows;
     g.tile_positions =
-        std::clamp(kMidTileBytes / (g.mid_pitch * element) / rows * rows, rows, 16 * rows);
+        std::clamp(kNlcMidTileBytes / (g.mid_pitch * element) / rows * rows, rows, 16 * rows);
   }
   g.co_blocks = ceil_div(g.out_channels, g.block_channels);
   if (g.layout == Layout::nlc) g.out_pitch = spread_pitch(g.co_blocks * g.block_channels, element);

@@ -40,10 +40,9 @@ constexpr size_t kVectors = 3;
 constexpr int64_t kDepthwisePositions = 4;
 constexpr int64_t kLine = 64;  // bytes
 
-// Prefetches the packed pointwise weights 1 KiB ahead: they stream from L2
-// once per tile, and the hardware prefetcher restarts at every 4 KiB page.
-// Integer addresses: they may lie outside any array (prefetches never
-// fault), and GCC deletes loops of __builtin_prefetch alone.
+// Prefetches one cache line into L2 (the next tile's input). Integer
+// addresses: they may lie outside any array (prefetches never fault), and
+// GCC deletes loops of __builtin_prefetch alone.
 HWY_INLINE void PrefetchLine(uintptr_t address) {
 #if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
   asm volatile("prefetcht1 %0" : : "m"(*reinterpret_cast<const char*>(address)));
@@ -51,6 +50,9 @@ HWY_INLINE void PrefetchLine(uintptr_t address) {
   hwy::Prefetch(reinterpret_cast<const char*>(address));
 #endif
 }
+// Prefetches the packed pointwise weights 1 KiB ahead: they stream from L2
+// once per register tile, and the hardware prefetcher restarts at every
+// 4 KiB page.
 HWY_INLINE void PrefetchAhead(const void* p) {
   const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + 1024;
 #if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
