@@ -5,7 +5,6 @@
 #define HWY_TARGET_INCLUDE "kernels/separable/kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 // foreach_target.h must come first.
-#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -38,29 +37,6 @@ constexpr size_t kVectors = 3;
 // Positions the channels-last depthwise loop computes at once: they share
 // each weight load.
 constexpr int64_t kDepthwisePositions = 4;
-constexpr int64_t kLine = 64;  // bytes
-
-// Prefetches one cache line into L2 (the next tile's input). Integer
-// addresses: they may lie outside any array (prefetches never fault), and
-// GCC deletes loops of __builtin_prefetch alone.
-HWY_INLINE void PrefetchLine(uintptr_t address) {
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
-  asm volatile("prefetcht1 %0" : : "m"(*reinterpret_cast<const char*>(address)));
-#else
-  hwy::Prefetch(reinterpret_cast<const char*>(address));
-#endif
-}
-// Prefetches the packed pointwise weights 1 KiB ahead: they stream from L2
-// once per register tile, and the hardware prefetcher restarts at every
-// 4 KiB page.
-HWY_INLINE void PrefetchAhead(const void* p) {
-  const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + 1024;
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
-  asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(ahead)));
-#else
-  hwy::Prefetch(reinterpret_cast<const char*>(ahead));
-#endif
-}
 
 // by_length (NCL): tile rows are output channels, vectors run along the
 // positions of the mid tile, broadcasts are packed weights (kRows a step).
@@ -120,7 +96,6 @@ void Tile(const TileArgs<T>& a) {
     V x[NV];
     for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
     if constexpr (kByLength) {
-      PrefetchAhead(broadcasts);
       for (size_t m = 0; m < M; ++m) {
         const V b = hn::Set(d, broadcasts[m]);
         for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
@@ -424,11 +399,7 @@ void RunByLength(const Args<T>& args, const Task& task, void* scratch) {
   const Scratch s = SplitScratch<T>(g, scratch);
   T* mid = static_cast<T*>(s.mid);
   T* out = static_cast<T*>(s.out);
-  const TensorRef<const T>& x = args.input;
   const TensorRef<T>& y = args.output;
-  // Register tiles per depthwise tile, times output channel blocks: the
-  // GEMM calls over which the next tile's input is prefetched.
-  const int64_t calls = g.tile_positions / width * g.co_blocks;
 
   TileArgs<T> a{};
   a.vector_pitch = static_cast<size_t>(g.mid_pitch);
@@ -436,16 +407,6 @@ void RunByLength(const Args<T>& args, const Task& task, void* scratch) {
   a.partial_pitch = static_cast<size_t>(g.out_pitch);
   for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += g.tile_positions) {
     DepthwiseByLength(g, args, task.n, l0, static_cast<T*>(s.stage), s.index, mid);
-    // The next tile's new input, a few rows per GEMM call: an NCL tile
-    // reads more rows than the hardware prefetcher follows, and all of them
-    // at once would stall on the fill buffers.
-    const bool prefetch = x.length_stride == 1 && l0 + g.tile_positions < g.out_length;
-    const uintptr_t next_input = reinterpret_cast<uintptr_t>(x.data) +
-                                 static_cast<uintptr_t>(task.n * x.batch_stride + l0 * g.stride -
-                                                        g.pad_left + g.stride * g.phase_width) *
-                                     sizeof(T);
-    const int64_t next_bytes = g.tile_positions * g.stride * static_cast<int64_t>(sizeof(T));
-    int64_t call = 0;
     for (int64_t i0 = 0; i0 < g.tile_positions && l0 + i0 < task.l_end; i0 += width) {
       const int64_t valid = std::min(width, task.l_end - l0 - i0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
@@ -469,17 +430,6 @@ void RunByLength(const Args<T>& args, const Task& task, void* scratch) {
           a.out = target + co * target_pitch;
           RunTile(Kind::by_length, a, std::min(rows, g.out_channels - co), vectors, r0 > 0);
           a.broadcasts += steps * rows;
-          if (prefetch && r0 == 0) {
-            for (int64_t ci = call * g.in_channels / calls; ci < (call + 1) * g.in_channels / calls;
-                 ++ci) {
-              const uintptr_t row =
-                  next_input + static_cast<uintptr_t>(ci * x.channel_stride) * sizeof(T);
-              for (int64_t byte = 0; byte < next_bytes; byte += kLine) {
-                PrefetchLine(row + static_cast<uintptr_t>(byte));
-              }
-            }
-            ++call;
-          }
         }
       }
       if (in_place) continue;
