@@ -278,6 +278,35 @@ TEST_F(cli, BenchWritesJson) {
   }
 }
 
+// A separable row (pointwise_out_channels set) runs fused by default, and
+// in two passes with --algorithm two-pass, which skips the plain rows.
+TEST_F(cli, BenchRunsSeparableLayers) {
+  save_bytes("suite.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels\n"
+             "plain,1,4,8,64,3,1,same,1,1\n"
+             "sep,2,8,16,100,5,1,same,1,8,12\n");
+  const Result fused = run("bench --suite suite.csv --budget-ms 5 --threads 1 --json out.json");
+  expect_ok(fused);
+  auto json = nlohmann::json::parse(read_text(path("out.json")));
+  ASSERT_EQ(json.size(), 2u);
+  EXPECT_EQ(json[1]["problem"],
+            "mb2ic8oc16iw100kw5sw1dl1pl2pr2g8+mb2ic16oc12iw100kw1sw1dl1pl0pr0g1");
+  EXPECT_EQ(json[1]["algorithm"], "fused");
+  const Result two_pass =
+      run("bench --suite suite.csv --budget-ms 5 --threads 1 --algorithm two-pass --json out.json");
+  expect_ok(two_pass);
+  EXPECT_NE(two_pass.out.find("not a separable layer"), std::string::npos) << two_pass.out;
+  json = nlohmann::json::parse(read_text(path("out.json")));
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_EQ(json[0]["algorithm"], "two-pass");
+  save_bytes("bad.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels\n"
+             "sep,1,8,16,100,5,1,same,1,1,12\n");
+  expect_error("bench --suite bad.csv", {"line 2", "depthwise", "groups=1"});
+}
+
 TEST_F(cli, HelpExitsZero) {
   const Result result = run("apply --help");
   EXPECT_EQ(result.status, 0);

@@ -6,7 +6,10 @@
 //   out: <median milliseconds> <implementation name>   or   unsupported <why>
 // The user's data is plain NCL float32, as PyTorch users have it: the timed
 // region includes the reorders into and out of oneDNN's preferred blocked
-// layout; weights are reordered once, as conv1d packs them once per plan.
+// layout; weights are reordered once, as conv1d packs them once per plan. A
+// separable layer ("<depthwise>+<pointwise>") is two convolution primitives
+// back to back, the second reading the first's output in oneDNN's layout (a
+// reorder between them only where their preferred layouts differ).
 #include <omp.h>
 
 #include <algorithm>
@@ -33,8 +36,10 @@ struct Setup {
   bool reorder_src = false, reorder_dst = false;
 };
 
+// `previous`: the part whose output this one reads (nullptr: the user's
+// input); `last`: whether this part writes the user's output.
 std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine,
-                                  dnnl::stream& stream) {
+                                  dnnl::stream& stream, const Setup* previous, bool last) {
   auto setup = std::make_unique<Setup>();
   const memory::dims src_dims = {p.batch, p.in_channels, p.length};
   const memory::dims dst_dims = {p.batch, p.out_channels, p.out_length()};
@@ -53,12 +58,15 @@ std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine
   setup->primitive = dnnl::convolution_forward(pd);
   setup->implementation = pd.impl_info_str();
 
-  setup->user_src = memory({src_dims, dt::f32, tag::ncw}, engine);
+  setup->user_src =
+      previous != nullptr ? previous->dst : memory({src_dims, dt::f32, tag::ncw}, engine);
   setup->user_dst = memory({dst_dims, dt::f32, tag::ncw}, engine);
-  std::fill_n(static_cast<float*>(setup->user_src.get_data_handle()),
-              p.batch * p.in_channels * p.length, 0.5f);
+  if (previous == nullptr) {
+    std::fill_n(static_cast<float*>(setup->user_src.get_data_handle()),
+                p.batch * p.in_channels * p.length, 0.5f);
+  }
   setup->reorder_src = pd.src_desc() != setup->user_src.get_desc();
-  setup->reorder_dst = pd.dst_desc() != setup->user_dst.get_desc();
+  setup->reorder_dst = last && pd.dst_desc() != setup->user_dst.get_desc();
   setup->src = setup->reorder_src ? memory(pd.src_desc(), engine) : setup->user_src;
   setup->dst = setup->reorder_dst ? memory(pd.dst_desc(), engine) : setup->user_dst;
   memory user_weights({weight_dims, dt::f32, weight_tag}, engine);
@@ -72,13 +80,18 @@ std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine
   return setup;
 }
 
-void run_once(Setup& s, dnnl::stream& stream) {
-  if (s.reorder_src) dnnl::reorder(s.user_src, s.src).execute(stream, s.user_src, s.src);
-  s.primitive.execute(stream, {{DNNL_ARG_SRC, s.src},
-                               {DNNL_ARG_WEIGHTS, s.weights},
-                               {DNNL_ARG_BIAS, s.bias},
-                               {DNNL_ARG_DST, s.dst}});
-  if (s.reorder_dst) dnnl::reorder(s.dst, s.user_dst).execute(stream, s.dst, s.user_dst);
+using Chain = std::vector<std::unique_ptr<Setup>>;
+
+void run_once(Chain& chain, dnnl::stream& stream) {
+  for (auto& part : chain) {
+    Setup& s = *part;
+    if (s.reorder_src) dnnl::reorder(s.user_src, s.src).execute(stream, s.user_src, s.src);
+    s.primitive.execute(stream, {{DNNL_ARG_SRC, s.src},
+                                 {DNNL_ARG_WEIGHTS, s.weights},
+                                 {DNNL_ARG_BIAS, s.bias},
+                                 {DNNL_ARG_DST, s.dst}});
+    if (s.reorder_dst) dnnl::reorder(s.dst, s.user_dst).execute(stream, s.dst, s.user_dst);
+  }
   stream.wait();
 }
 
@@ -87,7 +100,7 @@ void run_once(Setup& s, dnnl::stream& stream) {
 int main() {
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
-  std::map<std::string, std::unique_ptr<Setup>> setups;
+  std::map<std::string, Chain> setups;
   std::string line;
   while (std::getline(std::cin, line)) {
     std::istringstream words(line);
@@ -95,30 +108,45 @@ int main() {
     int threads = 1, repetitions = 1;
     words >> descriptor >> threads >> repetitions;
     try {
-      const conv1d::Problem problem = conv1d::Problem::parse(descriptor);
-      if (problem.padding_mode != conv1d::PaddingMode::zeros ||
-          problem.dtype != conv1d::DType::f32 || problem.layout != conv1d::Layout::ncl) {
+      std::vector<conv1d::Problem> problems;
+      for (size_t begin = 0; begin <= descriptor.size();) {
+        const size_t end = std::min(descriptor.find('+', begin), descriptor.size());
+        problems.push_back(conv1d::Problem::parse(descriptor.substr(begin, end - begin)));
+        begin = end + 1;
+      }
+      if (std::any_of(problems.begin(), problems.end(), [](const conv1d::Problem& problem) {
+            return problem.padding_mode != conv1d::PaddingMode::zeros ||
+                   problem.dtype != conv1d::DType::f32 || problem.layout != conv1d::Layout::ncl;
+          })) {
         std::cout << "unsupported oneDNN has zero padding and is timed on float32 NCL only"
                   << std::endl;
         continue;
       }
       omp_set_num_threads(threads);
       auto& setup = setups[descriptor + "@" + std::to_string(threads)];
-      if (!setup) {
-        setup = make_setup(problem, engine, stream);
-        run_once(*setup, stream);  // warm-up: creates reorder primitives, touches memory
+      if (setup.empty()) {
+        for (size_t i = 0; i < problems.size(); ++i) {
+          setup.push_back(make_setup(problems[i], engine, stream,
+                                     i == 0 ? nullptr : setup.back().get(),
+                                     i + 1 == problems.size()));
+        }
+        run_once(setup, stream);  // warm-up: creates reorder primitives, touches memory
       }
       std::vector<double> times;
       for (int r = 0; r < repetitions; ++r) {
         const auto start = std::chrono::steady_clock::now();
-        run_once(*setup, stream);
+        run_once(setup, stream);
         times.push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count());
       }
       std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2),
                        times.end());
-      std::cout << times[times.size() / 2] << " " << setup->implementation << std::endl;
+      std::string implementation;
+      for (const auto& part : setup) {
+        implementation += (implementation.empty() ? "" : "+") + part->implementation;
+      }
+      std::cout << times[times.size() / 2] << " " << implementation << std::endl;
     } catch (const std::exception& error) {
       std::string message = error.what();
       std::replace(message.begin(), message.end(), '\n', ' ');

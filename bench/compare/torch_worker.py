@@ -5,7 +5,9 @@ conv1d, PyTorch and oneDNN in one run:
   in:  <problem descriptor> <threads> <repetitions>
   out: <median milliseconds> torch-<version>   or   unsupported <why>
 Data is contiguous NCL (or NLC viewed as NCL through a permute, which is what
-a PyTorch user with channels-last data has to do).
+a PyTorch user with channels-last data has to do). A separable layer's
+descriptor is "<depthwise>+<pointwise>": the two convolutions run back to
+back, as torch.nn.Sequential of two Conv1d layers would.
 """
 import re
 import statistics
@@ -28,22 +30,34 @@ def parse(descriptor):
     return p
 
 
-def make_runner(p):
-    batch, cin, cout, length = p["mb"], p["ic"], p["oc"], p["iw"]
-    groups, kernel = p.get("g", 1), p["kw"]
-    dtype = p["dtype"]
+def make_input(p):
+    batch, cin, length, dtype = p["mb"], p["ic"], p["iw"], p["dtype"]
     if p["nlc"]:
-        x = torch.rand(batch, length, cin, dtype=dtype).permute(0, 2, 1)
-    else:
-        x = torch.rand(batch, cin, length, dtype=dtype)
+        return torch.rand(batch, length, cin, dtype=dtype).permute(0, 2, 1)
+    return torch.rand(batch, cin, length, dtype=dtype)
+
+
+def make_conv(p):
+    """The convolution of one descriptor as a function of its input."""
+    cin, cout, groups, kernel = p["ic"], p["oc"], p.get("g", 1), p["kw"]
+    dtype = p["dtype"]
     w = torch.rand(cout, cin // groups, kernel, dtype=dtype)
     b = torch.rand(cout, dtype=dtype) if p["bias"] else None
     left, right = p.get("pl", 0), p.get("pr", 0)
     stride, dilation = p.get("sw", 1), p.get("dl", 1)
     if p["mode"] == "zeros" and left == right:
-        return lambda: F.conv1d(x, w, b, stride, left, dilation, groups)
+        return lambda x: F.conv1d(x, w, b, stride, left, dilation, groups)
     mode = "constant" if p["mode"] == "zeros" else p["mode"]
-    return lambda: F.conv1d(F.pad(x, (left, right), mode=mode), w, b, stride, 0, dilation, groups)
+    return lambda x: F.conv1d(F.pad(x, (left, right), mode=mode), w, b, stride, 0, dilation, groups)
+
+
+def make_runner(descriptor):
+    parts = [parse(part) for part in descriptor.split("+")]
+    x = make_input(parts[0])
+    convs = [make_conv(p) for p in parts]
+    if len(convs) == 1:
+        return lambda: convs[0](x)
+    return lambda: convs[1](convs[0](x))
 
 
 def main():
@@ -58,7 +72,7 @@ def main():
                 torch.set_num_threads(threads)
                 key = (descriptor, threads)
                 if key not in runners:
-                    runners[key] = make_runner(parse(descriptor))
+                    runners[key] = make_runner(descriptor)
                     runners[key]()  # warm-up: oneDNN primitive creation, page faults
                 run = runners[key]
                 times = []

@@ -3,15 +3,20 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
 namespace conv1d {
+
+namespace detail {
+class SeparableExecutor;
+}
 
 // An owning, contiguous (C order) tensor of float32 or float64 values.
 class Tensor {
@@ -56,6 +61,9 @@ class Conv1d {
   Tensor& mutable_weight();
   Tensor& mutable_bias();
   void reset_parameters(uint64_t seed);
+  // Changes whenever the weights may have (mutable access, reset): layers
+  // built on this one compare it to repack only when needed.
+  uint64_t weights_version() const { return weights_version_; }
 
   // input (N, C_in, L) or unbatched (C_in, L), in `layout` order; returns
   // the output with the same rank and layout.
@@ -107,18 +115,38 @@ struct SeparableParams {
   ConvParams pointwise_params() const;
 };
 
+// How SeparableConv1d runs forward: "auto" fuses the two parts (each tile
+// of the depthwise result goes straight into the pointwise GEMM, never to
+// memory) when the fused path supports the layer and PlanOptions::algorithm
+// is "auto", and otherwise runs two Plans with an intermediate tensor;
+// "fused" forces the first (forward throws when it declines, with the
+// reason), "two-pass" the second.
+struct SeparableOptions {
+  std::string execution = "auto";
+};
+
 class SeparableConv1d {
  public:
   explicit SeparableConv1d(const SeparableParams& params, DType dtype = DType::f32,
-                           uint64_t seed = 0, PlanOptions options = {});
+                           uint64_t seed = 0, PlanOptions options = {},
+                           SeparableOptions separable_options = {});
+  ~SeparableConv1d();
 
   const SeparableParams& params() const { return params_; }
+  DType dtype() const { return depthwise_.dtype(); }
   Conv1d& depthwise() { return depthwise_; }
   Conv1d& pointwise() { return pointwise_; }
   const Conv1d& depthwise() const { return depthwise_; }
   const Conv1d& pointwise() const { return pointwise_; }
 
   Tensor forward(const Tensor& input, Layout layout = Layout::ncl) const;
+  // input (N, C_in, L) and output (N, C_out, L_out), any strides.
+  template <class T>
+  void forward(TensorRef<const T> input, TensorRef<T> output) const;
+
+  // "fused" or "two-pass": how forward runs an input of this size and
+  // layout (decided, and the fused weights packed, on first use).
+  std::string_view algorithm_for(int64_t batch, int64_t length, Layout layout) const;
 
   struct Gradients {
     Tensor input;
@@ -129,9 +157,22 @@ class SeparableConv1d {
                      Layout layout = Layout::ncl) const;
 
  private:
+  struct CachedPath {
+    bool decided = false;
+    std::unique_ptr<detail::SeparableExecutor> fused;  // null: two passes
+    uint64_t depthwise_version = 0;
+    uint64_t pointwise_version = 0;
+  };
+  // The fused executor with current weights, or nullptr for two passes.
+  const detail::SeparableExecutor* fused_for(int64_t batch, int64_t length, Layout layout) const;
+
   SeparableParams params_;
+  PlanOptions options_;
+  SeparableOptions separable_options_;
   Conv1d depthwise_;
   Conv1d pointwise_;
+  mutable std::mutex paths_mutex_;
+  mutable std::map<std::tuple<int64_t, int64_t, Layout>, CachedPath> paths_;
 };
 
 }  // namespace conv1d

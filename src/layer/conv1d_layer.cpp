@@ -3,64 +3,23 @@
 #include <random>
 
 #include "core/strings.hpp"
+#include "layer/activation.hpp"
 
 namespace conv1d {
 
 using core::str_cat;
 
-namespace {
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::string text = "(";
-  for (size_t i = 0; i < shape.size(); ++i) text += str_cat(i ? ", " : "", shape[i]);
-  return text + (shape.size() == 1 ? ",)" : ")");
-}
-
-// Logical (batch, channels, length) of an activation tensor of rank 2
-// (unbatched) or 3, stored in `layout` order.
-std::array<int64_t, 3> activation_dims(const Tensor& tensor, Layout layout, std::string_view name) {
-  const auto& shape = tensor.shape();
-  if (shape.size() != 2 && shape.size() != 3) {
-    throw Error(str_cat("expected a 2-D (unbatched) or 3-D (batched) ", name, ", got ",
-                        shape.size(), "-D ", name, " of shape ", shape_string(shape)));
-  }
-  const int64_t batch = shape.size() == 3 ? shape[0] : 1;
-  const size_t first = shape.size() == 3 ? 1 : 0;
-  if (layout == Layout::ncl) return {batch, shape[first], shape[first + 1]};
-  return {batch, shape[first + 1], shape[first]};
-}
-
-std::vector<int64_t> activation_shape(int64_t rank, int64_t batch, int64_t channels,
-                                      int64_t length, Layout layout) {
-  std::vector<int64_t> shape;
-  if (rank == 3) shape.push_back(batch);
-  if (layout == Layout::ncl) {
-    shape.insert(shape.end(), {channels, length});
-  } else {
-    shape.insert(shape.end(), {length, channels});
-  }
-  return shape;
-}
-
-template <class T>
-TensorRef<T> activation_ref(T* data, const std::array<int64_t, 3>& dims, Layout layout) {
-  return TensorRef<T>::contiguous(data, dims[0], dims[1], dims[2], layout);
-}
-
-void check_dtype(const Tensor& tensor, DType expected, std::string_view name) {
-  if (tensor.dtype() != expected) {
-    throw Error(str_cat(name, " dtype ", to_string(tensor.dtype()), " does not match the layer's ",
-                        to_string(expected)));
-  }
-}
-
-}  // namespace
+using layer::activation_dims;
+using layer::activation_ref;
+using layer::activation_shape;
+using layer::check_dtype;
+using layer::shape_string;
 
 Conv1d::Conv1d(const ConvParams& params, DType dtype, uint64_t seed, PlanOptions options)
     : params_(params), options_(std::move(options)) {
   params_.validate();
-  weight_ = Tensor(dtype, {params_.out_channels, params_.in_channels / params_.groups,
-                           params_.kernel_size});
+  weight_ = Tensor(
+      dtype, {params_.out_channels, params_.in_channels / params_.groups, params_.kernel_size});
   if (params_.bias) bias_ = Tensor(dtype, {params_.out_channels});
   reset_parameters(seed);
 }
@@ -108,8 +67,7 @@ const Plan& Conv1d::plan_for(int64_t batch, int64_t length, Layout layout) const
   }
   if (cached.weights_version != weights_version_) {
     if (weight_.dtype() == DType::f32) {
-      cached.plan->set_weights(weight_.data<float>(),
-                               params_.bias ? bias_.data<float>() : nullptr);
+      cached.plan->set_weights(weight_.data<float>(), params_.bias ? bias_.data<float>() : nullptr);
     } else {
       cached.plan->set_weights(weight_.data<double>(),
                                params_.bias ? bias_.data<double>() : nullptr);
@@ -122,8 +80,8 @@ const Plan& Conv1d::plan_for(int64_t batch, int64_t length, Layout layout) const
 template <class T>
 void Conv1d::forward(TensorRef<const T> input, TensorRef<T> output) const {
   if (input.channels != params_.in_channels) {
-    throw Error(str_cat("expected input with in_channels=", params_.in_channels,
-                        " channels, got ", input.channels));
+    throw Error(str_cat("expected input with in_channels=", params_.in_channels, " channels, got ",
+                        input.channels));
   }
   plan_for(input.batch, input.length, Layout::ncl).forward(input, output);
 }
@@ -132,9 +90,9 @@ Tensor Conv1d::forward(const Tensor& input, Layout layout) const {
   check_dtype(input, weight_.dtype(), "input");
   const auto dims = activation_dims(input, layout, "input");
   if (dims[1] != params_.in_channels) {
-    throw Error(str_cat("expected input with in_channels=", params_.in_channels,
-                        " channels, got ", dims[1], " channels in input of shape ",
-                        shape_string(input.shape()), " (layout ", to_string(layout), ")"));
+    throw Error(str_cat("expected input with in_channels=", params_.in_channels, " channels, got ",
+                        dims[1], " channels in input of shape ", shape_string(input.shape()),
+                        " (layout ", to_string(layout), ")"));
   }
   const Plan& plan = plan_for(dims[0], dims[2], layout);
   const int64_t out_length = plan.problem().out_length();
@@ -157,13 +115,11 @@ Conv1d::Gradients Conv1d::backward(const Tensor& input, const Tensor& grad_outpu
   check_dtype(grad_output, weight_.dtype(), "grad_output");
   const auto dims = activation_dims(input, layout, "input");
   if (dims[1] != params_.in_channels) {
-    throw Error(str_cat("expected input with in_channels=", params_.in_channels,
-                        " channels, got ", dims[1], " channels in input of shape ",
-                        shape_string(input.shape())));
+    throw Error(str_cat("expected input with in_channels=", params_.in_channels, " channels, got ",
+                        dims[1], " channels in input of shape ", shape_string(input.shape())));
   }
   const Plan& plan = plan_for(dims[0], dims[2], layout);
-  const std::array<int64_t, 3> out_dims{dims[0], params_.out_channels,
-                                        plan.problem().out_length()};
+  const std::array<int64_t, 3> out_dims{dims[0], params_.out_channels, plan.problem().out_length()};
   const auto expected_grad_shape =
       activation_shape(input.rank(), out_dims[0], out_dims[1], out_dims[2], layout);
   if (grad_output.shape() != expected_grad_shape) {

@@ -31,7 +31,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Result {
   std::string name;
-  Problem problem;
+  std::string problem;  // descriptor; "<depthwise>+<pointwise>" for a separable layer
   std::string algorithm;
   std::string isa;
   int threads = 0;
@@ -71,14 +71,22 @@ std::vector<T> random_values(int64_t count, std::mt19937_64& generator) {
   return values;
 }
 
-// Owns random data for one plan and runs its forward pass.
+// Owns random data for one plan (or separable layer) and runs its forward
+// pass.
 class Runner {
  public:
-  explicit Runner(Plan& plan) : plan_(plan) {
+  explicit Runner(Plan& plan) {
     if (plan.problem().dtype == DType::f32) {
-      prepare<float>();
+      prepare<float>(plan);
     } else {
-      prepare<double>();
+      prepare<double>(plan);
+    }
+  }
+  Runner(const SeparableConv1d& layer, const Problem& depthwise) {
+    if (depthwise.dtype == DType::f32) {
+      prepare<float>(layer, depthwise);
+    } else {
+      prepare<double>(layer, depthwise);
     }
   }
   // Seconds for one forward pass.
@@ -96,8 +104,8 @@ class Runner {
 
  private:
   template <class T>
-  void prepare() {
-    const Problem& p = plan_.problem();
+  void prepare(Plan& plan) {
+    const Problem& p = plan.problem();
     std::mt19937_64 generator(0);
     auto input = std::make_shared<std::vector<T>>(
         random_values<T>(p.batch * p.in_channels * p.length, generator));
@@ -106,16 +114,31 @@ class Runner {
     const auto bias = random_values<T>(p.out_channels, generator);
     auto output = std::make_shared<std::vector<T>>(
         static_cast<size_t>(p.batch * p.out_channels * p.out_length()));
-    plan_.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+    plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
     const auto x =
         TensorRef<const T>::contiguous(input->data(), p.batch, p.in_channels, p.length, p.layout);
     const auto y =
         TensorRef<T>::contiguous(output->data(), p.batch, p.out_channels, p.out_length(), p.layout);
-    const Plan* plan = &plan_;
-    run_ = [plan, x, y, input, output] { plan->forward(x, y); };
+    const Plan* runs = &plan;
+    run_ = [runs, x, y, input, output] { runs->forward(x, y); };
+  }
+  // The layer keeps its own (random) weights.
+  template <class T>
+  void prepare(const SeparableConv1d& layer, const Problem& p) {
+    std::mt19937_64 generator(0);
+    const int64_t out_channels = layer.params().out_channels;
+    auto input = std::make_shared<std::vector<T>>(
+        random_values<T>(p.batch * p.in_channels * p.length, generator));
+    auto output = std::make_shared<std::vector<T>>(
+        static_cast<size_t>(p.batch * out_channels * p.out_length()));
+    const auto x =
+        TensorRef<const T>::contiguous(input->data(), p.batch, p.in_channels, p.length, p.layout);
+    const auto y =
+        TensorRef<T>::contiguous(output->data(), p.batch, out_channels, p.out_length(), p.layout);
+    const SeparableConv1d* runs = &layer;
+    run_ = [runs, x, y, input, output] { runs->forward(x, y); };
   }
 
-  Plan& plan_;
   std::function<void()> run_;
 };
 
@@ -164,6 +187,10 @@ std::vector<double> time_within_budget(const Runner& runner, double budget_secon
   return samples;
 }
 
+std::string milliseconds_or_dash(double ms) {
+  return std::isnan(ms) ? std::string("-") : fmt::format("{:.3f}", ms);
+}
+
 // Bytes a layer must at least move: input, output and weights once each.
 double minimum_bytes(const Problem& p) {
   const double elements =
@@ -177,7 +204,7 @@ void write_json(const std::string& path, const std::vector<Result>& results) {
   nlohmann::json rows = nlohmann::json::array();
   for (const Result& result : results) {
     rows.push_back({{"name", result.name},
-                    {"problem", result.problem.to_string()},
+                    {"problem", result.problem},
                     {"algorithm", result.algorithm},
                     {"isa", result.isa},
                     {"threads", result.threads},
@@ -240,22 +267,42 @@ int run_bench(const BenchOptions& options) {
       options.suite.empty() ? builtin_suite() : read_suite(options.suite);
   // Every plan is made before anything runs, so a bad --algorithm fails
   // fast. A layer the named algorithm does not support is listed, not run.
+  // Separable layers run fused or in two passes ("--algorithm fused" /
+  // "two-pass", which plain layers skip); another named algorithm runs both
+  // of their parts.
+  const bool separable_only = options.algorithm == "fused" || options.algorithm == "two-pass";
   std::vector<Problem> problems;
   std::vector<std::optional<Plan>> plans;
+  std::vector<std::unique_ptr<SeparableConv1d>> separables;
   std::vector<std::string> skipped;
   std::vector<double> first_plan_ms;
   for (const SuiteLayer& layer : suite) {
-    const Problem& problem =
-        problems.emplace_back(Problem::make(layer.params, layer.batch, layer.length, dtype));
+    const Problem& problem = problems.emplace_back(layer.problem(dtype));
     std::string why_not;
-    for (const AlgorithmStatus& status : algorithm_statuses(problem)) {
-      if (status.name == options.algorithm && !status.supported) why_not = status.reason;
+    if (separable_only && !layer.separable()) why_not = "it is not a separable layer";
+    for (const Problem& part : layer.separable()
+                                   ? std::vector<Problem>{problem, layer.pointwise_problem(dtype)}
+                                   : std::vector<Problem>{problem}) {
+      for (const AlgorithmStatus& status : algorithm_statuses(part)) {
+        if (status.name == options.algorithm && !status.supported) why_not = status.reason;
+      }
     }
     skipped.push_back(why_not);
     plans.emplace_back();
+    separables.emplace_back();
+    first_plan_ms.push_back(0.0);
+    if (!why_not.empty()) continue;
     const auto start = Clock::now();
-    if (why_not.empty()) plans.back().emplace(problem, plan_options);
-    first_plan_ms.push_back(std::chrono::duration<double>(Clock::now() - start).count() * 1e3);
+    if (layer.separable()) {
+      PlanOptions part_options = plan_options;
+      if (separable_only) part_options.algorithm = "auto";
+      separables.back() = std::make_unique<SeparableConv1d>(
+          layer.separable_params(), dtype, 0, part_options,
+          SeparableOptions{separable_only ? options.algorithm : "auto"});
+    } else {
+      plans.back().emplace(problem, plan_options);
+    }
+    first_plan_ms.back() = std::chrono::duration<double>(Clock::now() - start).count() * 1e3;
   }
 
   const int rounds = static_cast<int>(parse_int(options.rounds, "--rounds"));
@@ -263,7 +310,8 @@ int run_bench(const BenchOptions& options) {
   std::vector<std::unique_ptr<ComparisonWorker>> workers;
   if (options.compare) workers = start_comparison_workers();
 
-  const int threads = plans.empty() || !plans.front() ? 1 : plans.front()->threads();
+  // The count Plans resolve "0 = all available" to.
+  const int threads = Plan(Problem{}, {"reference", plan_options.threads}).threads();
   const MachinePeak peak = measure_peak(std::max(threads, 1));
   fmt::print("machine peak on {} thread(s): {:.1f} GFLOP/s float32 ({} FMA), {:.1f} GB/s copy\n",
              threads, peak.gflops, peak.isa, peak.gigabytes_per_s);
@@ -273,7 +321,7 @@ int run_bench(const BenchOptions& options) {
   size_t algorithm_width = 9;
   for (size_t i = 0; i < suite.size(); ++i) {
     name_width = std::max(name_width, suite[i].name.size());
-    problem_width = std::max(problem_width, problems[i].to_string().size());
+    problem_width = std::max(problem_width, suite[i].descriptor(dtype).size());
     if (plans[i]) algorithm_width = std::max(algorithm_width, plans[i]->algorithm().size());
   }
   // With --tune, the cost model's choice ("same" when the tuner agrees) and
@@ -298,30 +346,47 @@ int run_bench(const BenchOptions& options) {
 
   std::vector<Result> results;
   for (size_t i = 0; i < suite.size(); ++i) {
-    if (!plans[i]) {
+    if (!plans[i] && !separables[i]) {
       fmt::print("{:<{}}  {:<{}}  {} does not support this layer: {}\n", suite[i].name, name_width,
-                 problems[i].to_string(), problem_width, options.algorithm, skipped[i]);
+                 suite[i].descriptor(dtype), problem_width, options.algorithm, skipped[i]);
       continue;
     }
-    Plan& plan = *plans[i];
-    const Runner runner(plan);
+    const SeparableConv1d* separable = separables[i].get();
+    const Problem& problem = problems[i];
+    const std::optional<Runner> plan_runner =
+        plans[i] ? std::optional<Runner>(std::in_place, *plans[i]) : std::nullopt;
+    const std::optional<Runner> separable_runner =
+        separable ? std::optional<Runner>(std::in_place, *separable, problem) : std::nullopt;
+    const Runner& runner = plans[i] ? *plan_runner : *separable_runner;
     const double budget_seconds = static_cast<double>(budget_ms) * 1e-3;
     Result result;
     result.name = suite[i].name;
-    result.problem = plan.problem();
-    result.algorithm = std::string(plan.algorithm());
-    result.isa = std::string(plan.isa());
-    result.threads = plan.threads();
-    result.selection = std::string(plan.selection());
-    if (options.tune) {
-      result.heuristic_algorithm = std::string(Plan(plan.problem(), heuristic_options).algorithm());
+    result.problem = suite[i].descriptor(dtype);
+    result.isa = plans[i] ? std::string(plans[i]->isa()) : active_isa();
+    result.threads = threads;
+    if (plans[i]) {
+      const Plan& plan = *plans[i];
+      result.algorithm = std::string(plan.algorithm());
+      result.selection = std::string(plan.selection());
+      if (options.tune) {
+        result.heuristic_algorithm = std::string(Plan(problem, heuristic_options).algorithm());
+        result.tune_ms = first_plan_ms[i];
+      }
+      const PlanMakingTimes making = problem.dtype == DType::f32
+                                         ? time_plan_making<float>(problem, plan_options)
+                                         : time_plan_making<double>(problem, plan_options);
+      result.plan_ms = making.plan_ms;
+      result.weights_ms = making.weights_ms;
+    } else {
+      // A separable layer's parts are planned inside SeparableConv1d, which
+      // also draws its weights: its making time is not comparable.
+      result.algorithm = separable->algorithm_for(problem.batch, problem.length, problem.layout);
+      result.selection = "separable";
+      result.heuristic_algorithm = result.algorithm;
       result.tune_ms = first_plan_ms[i];
+      result.plan_ms = std::nan("");
+      result.weights_ms = std::nan("");
     }
-    const PlanMakingTimes making = plan.problem().dtype == DType::f32
-                                       ? time_plan_making<float>(plan.problem(), plan_options)
-                                       : time_plan_making<double>(plan.problem(), plan_options);
-    result.plan_ms = making.plan_ms;
-    result.weights_ms = making.weights_ms;
     double seconds = 0;
     if (workers.empty()) {
       const auto samples = time_within_budget(runner, budget_seconds);
@@ -339,8 +404,7 @@ int run_bench(const BenchOptions& options) {
       for (int round = 0; round < rounds; ++round) {
         ours.push_back(runner.median_of(repetitions));
         for (size_t w = 0; w < workers.size(); ++w) {
-          if (auto ms = workers[w]->time(result.problem.to_string(), result.threads, repetitions,
-                                         notes[w])) {
+          if (auto ms = workers[w]->time(result.problem, result.threads, repetitions, notes[w])) {
             theirs[w].push_back(*ms * 1e-3);
           }
         }
@@ -352,27 +416,36 @@ int run_bench(const BenchOptions& options) {
                                       theirs[w].empty() ? std::nan("") : median(theirs[w]) * 1e3);
       }
     }
-    const double flops = plan.problem().flops();
+    const std::optional<Problem> pointwise =
+        separable ? std::optional<Problem>(suite[i].pointwise_problem(dtype)) : std::nullopt;
+    const double flops = problem.flops() + (pointwise ? pointwise->flops() : 0.0);
+    // A separable layer need not move its intermediate tensor.
+    const double bytes =
+        minimum_bytes(problem) +
+        (pointwise ? minimum_bytes(*pointwise) -
+                         2.0 * static_cast<double>(problem.batch * problem.out_channels *
+                                                   problem.out_length() * dtype_size(dtype))
+                   : 0.0);
     result.ms = seconds * 1e3;
     result.gflops = seconds > 0.0 ? flops / seconds * 1e-9 : 0.0;
     result.percent_of_peak = peak.gflops > 0 ? 100.0 * result.gflops / peak.gflops : 0.0;
     const double compute_seconds = flops * 1e-9 / peak.gflops;
-    const double memory_seconds = minimum_bytes(plan.problem()) * 1e-9 / peak.gigabytes_per_s;
+    const double memory_seconds = bytes * 1e-9 / peak.gigabytes_per_s;
     result.memory_bound = memory_seconds > compute_seconds;
     result.percent_of_roofline =
         seconds > 0.0 ? 100.0 * std::max(compute_seconds, memory_seconds) / seconds : 0.0;
     std::string line = fmt::format(
         "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10.3f}  {:>9.2f}  {:>6.1f}  {:>8.1f}{}  "
-        "{:>7.3f}  {:>10.3f}",
-        result.name, name_width, result.problem.to_string(), problem_width,
+        "{:>7}  {:>10}",
+        result.name, name_width, result.problem, problem_width,
         algorithm_columns(result.algorithm,
                           result.heuristic_algorithm == result.algorithm
                               ? std::string("same")
                               : result.heuristic_algorithm,
                           fmt::format("{:.3f}", result.tune_ms)),
         result.isa, result.threads, result.reps, result.ms, result.gflops, result.percent_of_peak,
-        result.percent_of_roofline, result.memory_bound ? "m" : " ", result.plan_ms,
-        result.weights_ms);
+        result.percent_of_roofline, result.memory_bound ? "m" : " ",
+        milliseconds_or_dash(result.plan_ms), milliseconds_or_dash(result.weights_ms));
     for (const auto& [label, ms] : result.others_ms) {
       line += std::isnan(ms) ? fmt::format("  {:>10}  {:>8}", "-", "-")
                              : fmt::format("  {:>10.3f}  {:>7.2f}x", ms, ms / result.ms);

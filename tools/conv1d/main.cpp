@@ -164,7 +164,10 @@ int run(int argc, char** argv) {
       ->type_name("FILE.csv");
   bench_command->add_option("--json", bench.json, "Also write the results as JSON")
       ->type_name("OUT.json");
-  bench_command->add_option("--algorithm", bench.algorithm, "Algorithm name, or auto")
+  bench_command
+      ->add_option(
+          "--algorithm", bench.algorithm,
+          "Algorithm name, or auto; fused or two-pass run only the separable layers that way")
       ->type_name("NAME");
   bench_command->add_option("--threads", bench.threads, "Threads, 0 for all available")
       ->type_name("T");

@@ -16,9 +16,19 @@ namespace conv1d::cli {
 
 namespace {
 
-constexpr std::array<std::string_view, 10> kColumns = {
-    "name",        "batch",  "in_channels", "out_channels", "length",
-    "kernel_size", "stride", "padding",     "dilation",     "groups"};
+constexpr std::array<std::string_view, 11> kColumns = {"name",
+                                                       "batch",
+                                                       "in_channels",
+                                                       "out_channels",
+                                                       "length",
+                                                       "kernel_size",
+                                                       "stride",
+                                                       "padding",
+                                                       "dilation",
+                                                       "groups",
+                                                       "pointwise_out_channels"};
+// Files without the last (separable) column are read as before.
+constexpr size_t kRequiredColumns = 10;
 
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r");
@@ -52,16 +62,61 @@ SuiteLayer parse_layer(const std::vector<std::string_view>& fields) {
   layer.params.padding = Padding::parse(fields[7]);
   layer.params.dilation = number(8);
   layer.params.groups = number(9);
+  if (fields.size() > kRequiredColumns && !fields[10].empty()) {
+    layer.pointwise_out_channels = number(10);
+    if (layer.pointwise_out_channels <= 0) {
+      throw Error(fmt::format("column 'pointwise_out_channels' must be positive or empty, got {}",
+                              layer.pointwise_out_channels));
+    }
+    if (layer.params.groups != layer.params.in_channels ||
+        layer.params.out_channels % layer.params.in_channels != 0) {
+      throw Error(fmt::format(
+          "a separable layer (pointwise_out_channels set) needs a depthwise first part: groups={} "
+          "must equal in_channels={} and divide out_channels={}",
+          layer.params.groups, layer.params.in_channels, layer.params.out_channels));
+    }
+  }
   // The whole problem is checked now, before any layer runs.
-  Problem::make(layer.params, layer.batch, layer.length);
+  layer.problem(DType::f32);
+  if (layer.separable()) layer.pointwise_problem(DType::f32);
   return layer;
 }
 
 }  // namespace
 
+SeparableParams SuiteLayer::separable_params() const {
+  SeparableParams separable;
+  separable.in_channels = params.in_channels;
+  separable.out_channels = pointwise_out_channels;
+  separable.kernel_size = params.kernel_size;
+  separable.stride = params.stride;
+  separable.padding = params.padding;
+  separable.dilation = params.dilation;
+  separable.depth_multiplier = params.out_channels / params.in_channels;
+  separable.padding_mode = params.padding_mode;
+  separable.depthwise_bias = params.bias;
+  separable.pointwise_bias = params.bias;
+  return separable;
+}
+
+Problem SuiteLayer::problem(DType dtype) const {
+  return Problem::make(params, batch, length, dtype);
+}
+
+Problem SuiteLayer::pointwise_problem(DType dtype) const {
+  return Problem::make(separable_params().pointwise_params(), batch, problem(dtype).out_length(),
+                       dtype);
+}
+
+std::string SuiteLayer::descriptor(DType dtype) const {
+  if (!separable()) return problem(dtype).to_string();
+  return problem(dtype).to_string() + "+" + pointwise_problem(dtype).to_string();
+}
+
 std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view source) {
   std::vector<SuiteLayer> layers;
   bool header_seen = false;
+  size_t columns = 0;
   size_t line_number = 0;
   while (!csv.empty()) {
     const auto newline = csv.find('\n');
@@ -71,17 +126,19 @@ std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view sourc
     if (line.empty()) continue;
     const auto fields = split(line);
     if (!header_seen) {
-      if (fields.size() != kColumns.size() ||
+      if ((fields.size() != kColumns.size() && fields.size() != kRequiredColumns) ||
           !std::equal(fields.begin(), fields.end(), kColumns.begin())) {
         throw Error(fmt::format("suite {} line {}: expected the header '{}', got '{}'", source,
                                 line_number, fmt::join(kColumns, ","), line));
       }
       header_seen = true;
+      columns = fields.size();
       continue;
     }
-    if (fields.size() != kColumns.size()) {
+    // Rows may leave out the optional last column.
+    if (fields.size() != columns && fields.size() != kRequiredColumns) {
       throw Error(fmt::format("suite {} line {}: expected {} comma-separated fields, got {}",
-                              source, line_number, kColumns.size(), fields.size()));
+                              source, line_number, columns, fields.size()));
     }
     try {
       layers.push_back(parse_layer(fields));
