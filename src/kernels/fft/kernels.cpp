@@ -35,60 +35,125 @@ constexpr size_t kBlockTile = 2;
 constexpr size_t kPanelTile = 2;
 #endif
 
-// One transform: rows of [re V | im V], row r at rows + r * 2V.
+// One transform: rows of [re V | im V], row r at rows + r * 2V. Stages are
+// fused in pairs (radix 2^2: four rows in registers, the same arithmetic as
+// two radix-2 stages) to halve the passes over the rows.
 
-// Decimation in frequency, natural order in, bit-reversed order out.
+template <class D, class V = hn::Vec<D>>
+struct Complex {
+  V re, im;
+};
+
+template <class D>
+HWY_INLINE Complex<D> LoadRow(D d, const hn::TFromD<D>* HWY_RESTRICT row) {
+  return {hn::Load(d, row), hn::Load(d, row + hn::Lanes(d))};
+}
+template <class D>
+HWY_INLINE void StoreRow(D d, const Complex<D>& z, hn::TFromD<D>* HWY_RESTRICT row) {
+  hn::Store(z.re, d, row);
+  hn::Store(z.im, d, row + hn::Lanes(d));
+}
+template <class D>
+HWY_INLINE Complex<D> Add(const Complex<D>& a, const Complex<D>& b) {
+  return {hn::Add(a.re, b.re), hn::Add(a.im, b.im)};
+}
+template <class D>
+HWY_INLINE Complex<D> Sub(const Complex<D>& a, const Complex<D>& b) {
+  return {hn::Sub(a.re, b.re), hn::Sub(a.im, b.im)};
+}
+// a * w, w = twiddle (t_re, t_im) broadcast.
+template <class D>
+HWY_INLINE Complex<D> Rotate(D d, const Complex<D>& a, hn::TFromD<D> t_re, hn::TFromD<D> t_im) {
+  const auto wr = hn::Set(d, t_re), wi = hn::Set(d, t_im);
+  return {hn::MulSub(a.re, wr, hn::Mul(a.im, wi)), hn::MulAdd(a.re, wi, hn::Mul(a.im, wr))};
+}
+// a * conj(w).
+template <class D>
+HWY_INLINE Complex<D> RotateBack(D d, const Complex<D>& a, hn::TFromD<D> t_re, hn::TFromD<D> t_im) {
+  const auto wr = hn::Set(d, t_re), wi = hn::Set(d, t_im);
+  return {hn::MulAdd(a.re, wr, hn::Mul(a.im, wi)), hn::MulSub(a.im, wr, hn::Mul(a.re, wi))};
+}
+
+// Decimation in frequency, natural order in, bit-reversed order out. The
+// stage pairing rows h apart maps (a, b) to (a + b, (a - b) w_h^t).
 template <class T>
 void ForwardTransform(const Args<T>& a, T* HWY_RESTRICT rows) {
   const hn::ScalableTag<T> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t pitch = 2 * lanes;
+  const int64_t pitch = 2 * static_cast<int64_t>(hn::Lanes(d));
   const int64_t half = a.geometry->half;
-  for (int64_t h = half / 2; h >= 1; h /= 2) {
-    const T* HWY_RESTRICT twiddle_re = a.twiddle_re + h - 1;
-    const T* HWY_RESTRICT twiddle_im = a.twiddle_im + h - 1;
-    for (int64_t j = 0; j < half; j += 2 * h) {
-      for (int64_t t = 0; t < h; ++t) {
-        T* HWY_RESTRICT p = rows + (j + t) * pitch;
-        T* HWY_RESTRICT q = p + h * pitch;
-        const auto ar = hn::Load(d, p), ai = hn::Load(d, p + lanes);
-        const auto br = hn::Load(d, q), bi = hn::Load(d, q + lanes);
-        hn::Store(hn::Add(ar, br), d, p);
-        hn::Store(hn::Add(ai, bi), d, p + lanes);
-        const auto dr = hn::Sub(ar, br), di = hn::Sub(ai, bi);
-        const auto wr = hn::Set(d, twiddle_re[t]), wi = hn::Set(d, twiddle_im[t]);
-        hn::Store(hn::MulSub(dr, wr, hn::Mul(di, wi)), d, q);
-        hn::Store(hn::MulAdd(dr, wi, hn::Mul(di, wr)), d, q + lanes);
+  const T* HWY_RESTRICT tw_re = a.twiddle_re;
+  const T* HWY_RESTRICT tw_im = a.twiddle_im;
+  int64_t h = half / 2;
+  for (; h >= 2; h /= 4) {
+    // Stages h = 2q and q together.
+    const int64_t q = h / 2;
+    for (int64_t j = 0; j < half; j += 4 * q) {
+      for (int64_t t = 0; t < q; ++t) {
+        T* HWY_RESTRICT r = rows + (j + t) * pitch;
+        const auto r0 = LoadRow(d, r), r1 = LoadRow(d, r + q * pitch);
+        const auto r2 = LoadRow(d, r + 2 * q * pitch), r3 = LoadRow(d, r + 3 * q * pitch);
+        const auto a0 = Add(r0, r2), a1 = Add(r1, r3);
+        const auto a2 = Rotate(d, Sub(r0, r2), tw_re[h - 1 + t], tw_im[h - 1 + t]);
+        const auto a3 = Rotate(d, Sub(r1, r3), tw_re[h - 1 + t + q], tw_im[h - 1 + t + q]);
+        const T w_re = tw_re[q - 1 + t], w_im = tw_im[q - 1 + t];
+        StoreRow(d, Add(a0, a1), r);
+        StoreRow(d, Rotate(d, Sub(a0, a1), w_re, w_im), r + q * pitch);
+        StoreRow(d, Add(a2, a3), r + 2 * q * pitch);
+        StoreRow(d, Rotate(d, Sub(a2, a3), w_re, w_im), r + 3 * q * pitch);
       }
+    }
+  }
+  if (h == 1) {
+    // A last single stage: twiddle 1.
+    for (int64_t j = 0; j < half; j += 2) {
+      T* HWY_RESTRICT r = rows + j * pitch;
+      const auto r0 = LoadRow(d, r), r1 = LoadRow(d, r + pitch);
+      StoreRow(d, Add(r0, r1), r);
+      StoreRow(d, Sub(r0, r1), r + pitch);
     }
   }
 }
 
 // Decimation in time with conjugate twiddles (the unnormalised inverse),
-// bit-reversed order in, natural order out.
+// bit-reversed order in, natural order out. The stage pairing rows h apart
+// maps (a, b) to (a + b conj(w_h^t), a - b conj(w_h^t)).
 template <class T>
 void InverseTransform(const Args<T>& a, T* HWY_RESTRICT rows) {
   const hn::ScalableTag<T> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t pitch = 2 * lanes;
+  const int64_t pitch = 2 * static_cast<int64_t>(hn::Lanes(d));
   const int64_t half = a.geometry->half;
-  for (int64_t h = 1; h < half; h *= 2) {
-    const T* HWY_RESTRICT twiddle_re = a.twiddle_re + h - 1;
-    const T* HWY_RESTRICT twiddle_im = a.twiddle_im + h - 1;
-    for (int64_t j = 0; j < half; j += 2 * h) {
-      for (int64_t t = 0; t < h; ++t) {
-        T* HWY_RESTRICT p = rows + (j + t) * pitch;
-        T* HWY_RESTRICT q = p + h * pitch;
-        const auto ar = hn::Load(d, p), ai = hn::Load(d, p + lanes);
-        const auto br = hn::Load(d, q), bi = hn::Load(d, q + lanes);
-        const auto wr = hn::Set(d, twiddle_re[t]), wi = hn::Set(d, twiddle_im[t]);
-        // b * conj(w)
-        const auto tr = hn::MulAdd(br, wr, hn::Mul(bi, wi));
-        const auto ti = hn::MulSub(bi, wr, hn::Mul(br, wi));
-        hn::Store(hn::Add(ar, tr), d, p);
-        hn::Store(hn::Add(ai, ti), d, p + lanes);
-        hn::Store(hn::Sub(ar, tr), d, q);
-        hn::Store(hn::Sub(ai, ti), d, q + lanes);
+  const T* HWY_RESTRICT tw_re = a.twiddle_re;
+  const T* HWY_RESTRICT tw_im = a.twiddle_im;
+  int64_t h = 1;
+  int64_t stages = 0;
+  while ((int64_t{1} << stages) < half) ++stages;
+  if (stages % 2 == 1) {
+    // A first single stage: twiddle 1.
+    for (int64_t j = 0; j < half; j += 2) {
+      T* HWY_RESTRICT r = rows + j * pitch;
+      const auto r0 = LoadRow(d, r), r1 = LoadRow(d, r + pitch);
+      StoreRow(d, Add(r0, r1), r);
+      StoreRow(d, Sub(r0, r1), r + pitch);
+    }
+    h = 2;
+  }
+  for (; h < half; h *= 4) {
+    // Stages h = q and 2q together.
+    const int64_t q = h;
+    for (int64_t j = 0; j < half; j += 4 * q) {
+      for (int64_t t = 0; t < q; ++t) {
+        T* HWY_RESTRICT r = rows + (j + t) * pitch;
+        const auto r0 = LoadRow(d, r), r1 = LoadRow(d, r + q * pitch);
+        const auto r2 = LoadRow(d, r + 2 * q * pitch), r3 = LoadRow(d, r + 3 * q * pitch);
+        const T w_re = tw_re[q - 1 + t], w_im = tw_im[q - 1 + t];
+        const auto b1 = RotateBack(d, r1, w_re, w_im), b3 = RotateBack(d, r3, w_re, w_im);
+        const auto a0 = Add(r0, b1), a1 = Sub(r0, b1), a2 = Add(r2, b3), a3 = Sub(r2, b3);
+        const auto c2 = RotateBack(d, a2, tw_re[2 * q - 1 + t], tw_im[2 * q - 1 + t]);
+        const auto c3 = RotateBack(d, a3, tw_re[2 * q - 1 + t + q], tw_im[2 * q - 1 + t + q]);
+        StoreRow(d, Add(a0, c2), r);
+        StoreRow(d, Add(a1, c3), r + q * pitch);
+        StoreRow(d, Sub(a0, c2), r + 2 * q * pitch);
+        StoreRow(d, Sub(a1, c3), r + 3 * q * pitch);
       }
     }
   }
@@ -188,17 +253,26 @@ struct ProductArgs {
   size_t product_panel;  // between panels in `products`
 };
 
-// Y[b][p] = sum_ci W[ci][p] X[b][ci] for B blocks x P panels of V output
+// Y[b][p] (+)= sum_ci W[ci][p] X[b][ci] for B blocks x P panels of V output
 // channels: per input channel, 2P vector loads and 2B broadcasts feed 4BP
-// FMAs. Every tile shape sums over ci in the same order.
-template <size_t B, size_t P, class T>
+// FMAs. Every tile shape sums over ci in the same order, and so does a sum
+// split into chunks of input channels (Accumulate continues it).
+template <size_t B, size_t P, bool Accumulate, class T>
 void ProductTile(const ProductArgs<T>& a) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
   V acc_re[B][P], acc_im[B][P];
   for (size_t b = 0; b < B; ++b) {
-    for (size_t p = 0; p < P; ++p) acc_re[b][p] = acc_im[b][p] = hn::Zero(d);
+    for (size_t p = 0; p < P; ++p) {
+      if constexpr (Accumulate) {
+        const T* y = a.products + b * a.product_block + p * a.product_panel;
+        acc_re[b][p] = hn::Load(d, y);
+        acc_im[b][p] = hn::Load(d, y + lanes);
+      } else {
+        acc_re[b][p] = acc_im[b][p] = hn::Zero(d);
+      }
+    }
   }
   const T* HWY_RESTRICT x = a.spectra;
   const T* HWY_RESTRICT w = a.weight;
@@ -228,14 +302,20 @@ void ProductTile(const ProductArgs<T>& a) {
 
 template <class T>
 using ProductFn = void (*)(const ProductArgs<T>&);
-// kProductTiles<T>[(B - 1) * kPanelTile + P - 1]: every tail shape.
-template <class T, size_t... I>
+// kProductTiles<T, Accumulate>[(B - 1) * kPanelTile + P - 1]: every tail
+// shape.
+template <class T, bool Accumulate, size_t... I>
 constexpr std::array<ProductFn<T>, sizeof...(I)> MakeProductTiles(std::index_sequence<I...>) {
-  return {&ProductTile<I / kPanelTile + 1, I % kPanelTile + 1, T>...};
+  return {&ProductTile<I / kPanelTile + 1, I % kPanelTile + 1, Accumulate, T>...};
 }
-template <class T>
+template <class T, bool Accumulate>
 constexpr std::array<ProductFn<T>, kBlockTile * kPanelTile> kProductTiles =
-    MakeProductTiles<T>(std::make_index_sequence<kBlockTile * kPanelTile>());
+    MakeProductTiles<T, Accumulate>(std::make_index_sequence<kBlockTile * kPanelTile>());
+
+// Input channels per product chunk: the chunk's weights for one panel tile
+// (chunk x kPanelTile x 2V elements) stay in L1 (16 KiB) while every block
+// tile of the task reads them.
+constexpr size_t kChunkWeightBytes = 16 * 1024;
 
 // Real-output merge of spectrum y (bins 0..H) into the transform rows, at
 // bit-reversed positions: with S = Y[k] + conj(Y[H-k]), D = Y[k] -
@@ -280,20 +360,28 @@ void ScatterBlock(const Args<T>& a, int64_t global_block, int64_t first_channel,
   const int64_t first_position = global_block % g.blocks_per_sample * g.block_outputs;
   const int64_t count = std::min(g.block_outputs, g.positions - first_position);
   const int64_t start = (g.stride - first_position % g.stride) % g.stride;
-  const auto bias = hn::LoadU(d, a.bias + first_channel);
   const TensorRef<T>& output = a.output;
   T* dst = output.data + n * output.batch_stride + first_channel * output.channel_stride;
-  const bool vector_store = output.channel_stride == 1 && channels == lanes;
-  HWY_ALIGN T values[hn::MaxLanes(d)];
-  for (int64_t i = start; i < count; i += g.stride) {
-    const int64_t l = (first_position + i) / g.stride;
-    const auto v = hn::Add(hn::Load(d, rows + i * lanes), bias);
-    T* HWY_RESTRICT to = dst + l * output.length_stride;
-    if (vector_store) {
-      hn::StoreU(v, d, to);
-    } else {
-      hn::Store(v, d, values);
-      for (int64_t c = 0; c < channels; ++c) to[c * output.channel_stride] = values[c];
+  if (output.channel_stride == 1 && channels == lanes) {
+    const auto bias = hn::LoadU(d, a.bias + first_channel);
+    T* HWY_RESTRICT out = dst + (first_position + start) / g.stride * output.length_stride;
+    for (int64_t i = start; i < count; i += g.stride, out += output.length_stride) {
+      hn::StoreU(hn::Add(hn::Load(d, rows + i * lanes), bias), d, out);
+    }
+    return;
+  }
+  // Channel by channel along the output rows, over tiles of positions
+  // whose rows (64 bytes each) stay in L1 while every channel reads them.
+  constexpr int64_t kTilePositions = 64;
+  for (int64_t i0 = start; i0 < count; i0 += kTilePositions * g.stride) {
+    const int64_t i1 = std::min(count, i0 + kTilePositions * g.stride);
+    T* HWY_RESTRICT tile = dst + (first_position + i0) / g.stride * output.length_stride;
+    for (int64_t c = 0; c < channels; ++c) {
+      const T bias = a.bias[first_channel + c];
+      T* HWY_RESTRICT out = tile + c * output.channel_stride;
+      for (int64_t i = i0; i < i1; i += g.stride, out += output.length_stride) {
+        *out = rows[i * lanes + c] + bias;
+      }
     }
   }
 }
@@ -315,22 +403,27 @@ void OutputTask(const Args<T>& a, const Task& task, void* scratch) {
   p.block_pitch = static_cast<size_t>(g.bins * 2 * g.spectrum_pitch);
   p.imaginary = static_cast<size_t>(g.spectrum_pitch);
   p.weight_pitch = static_cast<size_t>(weight_pitch);
-  p.in_channels = static_cast<size_t>(cin);
   p.product_block = static_cast<size_t>(panels * g.bins * pitch);
   p.product_panel = static_cast<size_t>(g.bins * pitch);
   const int64_t block_tile = static_cast<int64_t>(kBlockTile);
   const int64_t panel_tile = static_cast<int64_t>(kPanelTile);
+  const int64_t chunk = std::max<int64_t>(
+      1, static_cast<int64_t>(kChunkWeightBytes / (kPanelTile * pitch * sizeof(T))));
   for (int64_t bin = 0; bin < g.bins; ++bin) {
     const T* weight = a.weight + ((task.group * g.bins + bin) * cin * g.out_panels) * pitch;
     const T* spectra = a.spectra + bin * 2 * g.spectrum_pitch + task.group * cin;
-    for (int64_t b = 0; b < blocks; b += block_tile) {
-      const int64_t tile_blocks = std::min(block_tile, blocks - b);
-      p.spectra = spectra + (task.block_begin + b) * static_cast<int64_t>(p.block_pitch);
-      for (int64_t q = 0; q < panels; q += panel_tile) {
-        const int64_t tile_panels = std::min(panel_tile, panels - q);
-        p.weight = weight + (task.panel_begin + q) * pitch;
-        p.products = products + ((b * panels + q) * g.bins + bin) * pitch;
-        kProductTiles<T>[static_cast<size_t>((tile_blocks - 1) * panel_tile + tile_panels - 1)](p);
+    for (int64_t q = 0; q < panels; q += panel_tile) {
+      const int64_t tile_panels = std::min(panel_tile, panels - q);
+      for (int64_t c0 = 0; c0 < cin; c0 += chunk) {
+        p.in_channels = static_cast<size_t>(std::min(chunk, cin - c0));
+        p.weight = weight + c0 * weight_pitch + (task.panel_begin + q) * pitch;
+        const auto& tiles = c0 == 0 ? kProductTiles<T, false> : kProductTiles<T, true>;
+        for (int64_t b = 0; b < blocks; b += block_tile) {
+          const int64_t tile_blocks = std::min(block_tile, blocks - b);
+          p.spectra = spectra + (task.block_begin + b) * static_cast<int64_t>(p.block_pitch) + c0;
+          p.products = products + ((b * panels + q) * g.bins + bin) * pitch;
+          tiles[static_cast<size_t>((tile_blocks - 1) * panel_tile + tile_panels - 1)](p);
+        }
       }
     }
   }
