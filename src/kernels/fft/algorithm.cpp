@@ -70,9 +70,12 @@ Geometry make_geometry(const Problem& p, int64_t lanes, int64_t fft_size) {
   g.block_outputs = fft_size - span_of(p) + 1;
   g.positions = (g.out_length - 1) * p.stride + 1;
   g.blocks_per_sample = ceil_div(g.positions, g.block_outputs);
-  g.in_panels = ceil_div(p.in_channels, lanes);
+  g.by_channel = g.in_per_group == 1 && p.groups > 1;
+  g.multiplier = g.by_channel ? g.out_per_group : 1;
+  g.spectrum_channels = g.by_channel ? p.out_channels : p.in_channels;
+  g.in_panels = ceil_div(g.spectrum_channels, lanes);
   g.spectrum_pitch = g.in_panels * lanes;
-  g.out_panels = ceil_div(g.out_per_group, lanes);
+  g.out_panels = ceil_div(g.task_out_channels(), lanes);
   return g;
 }
 
@@ -86,27 +89,37 @@ int64_t chunk_blocks(const Geometry& g, int64_t element) {
 // on relative error, 22 layers, see estimated_seconds) on this machine's
 // AVX-512 core at ~3.3 GHz, where predictions came within -25%..+40% of the
 // measured time.
-double modelled_seconds(const Geometry& g, int64_t element) {
+double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const auto blocks = static_cast<double>(g.total_blocks());
   const auto half = static_cast<double>(g.half);
   const double stages = std::max(std::log2(half), 1.0);
   // ~9 cycles per row and stage of each vector transform, which also pays
   // for its split or merge and for gathering or scattering its samples.
-  const double transforms =
-      blocks * static_cast<double>(g.in_panels + g.groups * g.out_panels) * half * stages * 9.0;
+  const double transforms = blocks *
+                            static_cast<double>(g.in_panels + g.task_groups() * g.out_panels) *
+                            half * stages * 9.0;
   // ~4.5 cycles per 4 FMAs (44% of the FMA peak: broadcasts, tails, L2).
   const double products =
-      blocks * static_cast<double>(g.bins * g.groups * g.out_panels * g.in_per_group) * 4.5;
-  // The transformed weights stream from memory once per chunk (from L2
-  // when they fit), the activations once.
-  const double chunks = std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
-  const double weight_bytes = static_cast<double>(g.groups * g.bins * g.in_per_group *
+      blocks * static_cast<double>(g.bins * g.task_groups() * g.out_panels * g.in_per_group) * 4.5;
+  // Depthwise (by_channel) layers do little arithmetic per sample, so the
+  // element-by-element gather and scatter of channels-first data shows:
+  // ~1.6 cycles per element (measured at K = 251).
+  const double moves = g.by_channel && layout == Layout::ncl
+                           ? (blocks * static_cast<double>(g.fft_size * g.spectrum_channels) +
+                              static_cast<double>(g.batch * g.out_channels * g.out_length)) *
+                                 1.6
+                           : 0.0;
+  // The transformed weights stream from memory once per chunk (once per
+  // block when by_channel; from L2 when they fit), the activations once.
+  const double chunks =
+      g.by_channel ? blocks : std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
+  const double weight_bytes = static_cast<double>(g.task_groups() * g.bins * g.in_per_group *
                                                   g.out_panels * 2 * g.lanes * element) *
                               chunks;
   const double activation_bytes = static_cast<double>(
       g.batch * (g.in_channels * g.length + g.out_channels * g.out_length) * element);
-  return (transforms + products) / 3.3e9 + weight_bytes / (weight_bytes <= 1.5e6 ? 100e9 : 25e9) +
-         activation_bytes / 15e9 + 5e-6;
+  return (transforms + products + moves) / 3.3e9 +
+         weight_bytes / (weight_bytes <= 1.5e6 ? 100e9 : 25e9) + activation_bytes / 15e9 + 5e-6;
 }
 
 int64_t lanes_for(const Problem& p, const Target& target) {
@@ -125,7 +138,7 @@ Geometry best_geometry(const Problem& p, const Target& target) {
   for (int64_t n = 2; n <= kMaxFftSize; n *= 2) {
     if (n < span) continue;
     const Geometry g = make_geometry(p, lanes, n);
-    const double seconds = modelled_seconds(g, element);
+    const double seconds = modelled_seconds(g, element, p.layout);
     if (best.fft_size == 0 || seconds < best_seconds) {
       best = g;
       best_seconds = seconds;
@@ -218,11 +231,11 @@ class FftExecutor final : public detail::Executor {
   }
 
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
-    run(input, output, f32_, target_.forward_f32, target_.output_f32, threads);
+    run(input, output, f32_, target_.forward_f32, target_.output_f32, target_.channel_f32, threads);
   }
   void forward(TensorRef<const double> input, TensorRef<double> output,
                int threads) const override {
-    run(input, output, f64_, target_.forward_f64, target_.output_f64, threads);
+    run(input, output, f64_, target_.forward_f64, target_.output_f64, target_.channel_f64, threads);
   }
 
  private:
@@ -249,8 +262,9 @@ class FftExecutor final : public detail::Executor {
   }
 
   // Transforms each kernel in double and stores conj(spectrum) / 2N. One
-  // kernel per transform: pairing two as real and imaginary parts would leak
-  // rounding from one into the other, and a zero kernel must give zeros.
+  // kernel per transform: pairing two kernels as real and imaginary parts
+  // would leak rounding from one into the other (a zero kernel must give
+  // zeros).
   template <class T>
   void pack(const T* weight, const T* bias, Tables<T>& tables) {
     const Problem& p = problem_;
@@ -259,22 +273,30 @@ class FftExecutor final : public detail::Executor {
     const int64_t lanes = g.lanes;
     const int64_t cin = g.in_per_group;
     const int64_t K = p.kernel_size;
-    const auto size = static_cast<size_t>(p.groups * g.bins * cin * g.out_panels * 2 * lanes);
+    const auto size =
+        static_cast<size_t>(g.task_groups() * g.bins * cin * g.out_panels * 2 * lanes);
     if (!tables.weight) tables.weight = hwy::AllocateAligned<T>(size);
     std::fill(tables.weight.get(), tables.weight.get() + size, T(0));
     tables.bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
     if (bias != nullptr) std::copy(bias, bias + p.out_channels, tables.bias.begin());
 
+    // The real kernel h (N samples) as z[r] = h[2r] + i h[2r+1] through a
+    // complex FFT of H points, then split as in the kernels.
     const double pi = std::numbers::pi;
-    std::vector<std::complex<double>> roots(static_cast<size_t>(std::max<int64_t>(n / 2, 1)));
+    const int64_t half = g.half;
+    std::vector<std::complex<double>> roots(static_cast<size_t>(std::max<int64_t>(half / 2, 1)));
     for (size_t m = 0; m < roots.size(); ++m) {
-      roots[m] = std::polar(1.0, -2 * pi * static_cast<double>(m) / static_cast<double>(n));
+      roots[m] = std::polar(1.0, -2 * pi * static_cast<double>(m) / static_cast<double>(half));
     }
-    std::vector<std::complex<double>> z(static_cast<size_t>(n));
+    std::vector<std::complex<double>> split(static_cast<size_t>(g.bins));
+    for (size_t k = 0; k < split.size(); ++k) {
+      split[k] = std::polar(1.0, -2 * pi * static_cast<double>(k) / static_cast<double>(n));
+    }
+    std::vector<std::complex<double>> z(static_cast<size_t>(half));
     const double scale = 1.0 / (2.0 * static_cast<double>(n));
     const auto store = [&](int64_t co, int64_t ci, int64_t bin, std::complex<double> value) {
-      const int64_t group = co / g.out_per_group;
-      const int64_t local = co % g.out_per_group;
+      const int64_t group = co / g.task_out_channels();
+      const int64_t local = co % g.task_out_channels();
       const int64_t at =
           (((group * g.bins + bin) * cin + ci) * g.out_panels + local / lanes) * 2 * lanes +
           local % lanes;
@@ -284,11 +306,19 @@ class FftExecutor final : public detail::Executor {
     for (int64_t filter = 0; filter < p.out_channels * cin; ++filter) {
       std::fill(z.begin(), z.end(), std::complex<double>());
       for (int64_t k = 0; k < K; ++k) {
-        z[static_cast<size_t>(k * p.dilation)] = static_cast<double>(weight[filter * K + k]);
+        const int64_t j = k * p.dilation;
+        const auto value = static_cast<double>(weight[filter * K + k]);
+        auto& slot = z[static_cast<size_t>(j / 2)];
+        slot = j % 2 == 0 ? std::complex<double>(value, slot.imag())
+                          : std::complex<double>(slot.real(), value);
       }
       transform_in_double(z, roots);
       for (int64_t bin = 0; bin < g.bins; ++bin) {
-        store(filter / cin, filter % cin, bin, z[static_cast<size_t>(bin % n)]);
+        const std::complex<double> a = z[static_cast<size_t>(bin % half)];
+        const std::complex<double> b = std::conj(z[static_cast<size_t>((half - bin) % half)]);
+        const std::complex<double> even = (a + b) * 0.5;
+        const std::complex<double> odd = (a - b) * std::complex<double>(0, -0.5);
+        store(filter / cin, filter % cin, bin, even + split[static_cast<size_t>(bin)] * odd);
       }
     }
   }
@@ -296,7 +326,8 @@ class FftExecutor final : public detail::Executor {
   template <class T>
   void run(TensorRef<const T> input, TensorRef<T> output, const Tables<T>& tables,
            void (*forward_task)(const Args<T>&, int64_t, int64_t, void*),
-           void (*output_task)(const Args<T>&, const Task&, void*), int threads) const {
+           void (*output_task)(const Args<T>&, const Task&, void*),
+           void (*channel_task)(const Args<T>&, int64_t, int64_t, void*), int threads) const {
     const Geometry& g = geometry_;
     const int64_t total = g.total_blocks();
     if (total == 0) return;
@@ -311,6 +342,13 @@ class FftExecutor final : public detail::Executor {
     a.split_re = tables.split_re.data();
     a.split_im = tables.split_im.data();
     a.bit_reversed = bit_reversed_.data();
+    if (g.by_channel) {
+      const size_t bytes = kernels::fft::channel_scratch_bytes(g, sizeof(T));
+      core::parallel_for(total * g.in_panels, threads, [&](int64_t task) {
+        channel_task(a, task / g.in_panels, task % g.in_panels, thread_scratch<1>(bytes));
+      });
+      return;
+    }
     a.spectra = static_cast<T*>(
         thread_scratch<0>(kernels::fft::spectra_bytes(g, chunk_blocks_, sizeof(T))));
     const size_t forward_bytes = kernels::fft::forward_scratch_bytes(g, sizeof(T));
@@ -323,8 +361,9 @@ class FftExecutor final : public detail::Executor {
 
       // Output-side grid: panels first (no extra weight traffic), then
       // blocks, until there are enough tasks and a task's products fit L2.
-      int64_t panel_parts = std::min(g.out_panels, ceil_div(kMinTasks, g.groups));
-      int64_t block_parts = std::min(count, ceil_div(kMinTasks, g.groups * panel_parts));
+      const int64_t groups = g.task_groups();
+      int64_t panel_parts = std::min(g.out_panels, ceil_div(kMinTasks, groups));
+      int64_t block_parts = std::min(count, ceil_div(kMinTasks, groups * panel_parts));
       const auto task_bytes = [&] {
         return kernels::fft::products_bytes(g, ceil_div(count, block_parts),
                                             ceil_div(g.out_panels, panel_parts), sizeof(T));
@@ -339,7 +378,7 @@ class FftExecutor final : public detail::Executor {
         }
       }
       const size_t output_bytes = kernels::fft::transform_bytes(g, sizeof(T)) + task_bytes();
-      core::parallel_for(g.groups * panel_parts * block_parts, threads, [&](int64_t index) {
+      core::parallel_for(groups * panel_parts * block_parts, threads, [&](int64_t index) {
         Task task;
         const int64_t block_part = index % block_parts;
         index /= block_parts;
@@ -383,7 +422,7 @@ std::optional<std::string> why_not(const Problem& p) {
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::fft::chosen_target();
   const Geometry g = best_geometry(p, target);
-  return 1.25 * modelled_seconds(g, dtype_size(p.dtype)) + 20e-6;
+  return 1.25 * modelled_seconds(g, dtype_size(p.dtype), p.layout) + 20e-6;
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {

@@ -50,17 +50,28 @@ struct Geometry {
   int64_t block_outputs = 0;  // M, stride-1 positions per block
   int64_t positions = 0;      // stride-1 positions a sample needs: (L_out - 1)*stride + 1
   int64_t blocks_per_sample = 0;
-  int64_t in_panels = 0;       // ceil(C_in / V): forward transforms per block
-  int64_t spectrum_pitch = 0;  // in_panels * V
-  int64_t out_panels = 0;      // ceil(C_out_per_group / V), per group
+  // Depthwise layers (one input channel per group) keep channels in the
+  // lanes throughout: one task takes a block of V output channels co (of
+  // input channels co / multiplier) from input to output, with the product
+  // per lane, Y[co] = W[co] X[co]. Otherwise the forward transforms of all
+  // input channels go to shared spectra, and a product panel holds V output
+  // channels of one group.
+  bool by_channel = false;
+  int64_t multiplier = 1;         // by_channel: C_out / C_in
+  int64_t spectrum_channels = 0;  // C_out if by_channel, else C_in
+  int64_t in_panels = 0;          // ceil(spectrum_channels / V): forward transforms per block
+  int64_t spectrum_pitch = 0;     // in_panels * V
+  int64_t out_panels = 0;         // ceil(task_out_channels() / V)
 
   int64_t total_blocks() const { return batch * blocks_per_sample; }
+  // Groups of output channels the product handles separately, and their size.
+  int64_t task_groups() const { return by_channel ? 1 : groups; }
+  int64_t task_out_channels() const { return by_channel ? out_channels : out_per_group; }
 };
 
-// Spectra of the chunk of blocks being processed: [block][bin][re | im]
-// [spectrum_pitch], input channels in order (lanes past C_in zero).
 // Output-side work of one task: output-channel panels [panel_begin,
-// panel_end) of `group`, blocks [block_begin, block_end) of the chunk.
+// panel_end) of task group `group`, blocks [block_begin, block_end) of the
+// chunk.
 struct Task {
   int64_t group = 0;
   int64_t panel_begin = 0;
@@ -74,9 +85,10 @@ struct Args {
   const Geometry* geometry = nullptr;
   TensorRef<const T> input;
   TensorRef<T> output;
-  // [group][bin][ci][panel][re V | im V]: conj(DFT_N(dilated kernel)) / 2N,
+  // [task group][bin][ci][panel][re V | im V] (ci < 1 when by_channel):
+  // conj(DFT_N(dilated kernel)) / 2N,
   // which also undoes the factor 2 of the forward split and the N of the
-  // unnormalised inverse. Lanes past C_out_per_group zero.
+  // unnormalised inverse. Lanes past task_out_channels() zero.
   const T* weight = nullptr;
   const T* bias = nullptr;  // [C_out], zeros without bias
   // Butterfly twiddles exp(-2 pi i t / (2h)), t < h, of the stage pairing
@@ -87,8 +99,10 @@ struct Args {
   const T* split_re = nullptr;
   const T* split_im = nullptr;
   const int32_t* bit_reversed = nullptr;  // [H]
-  T* spectra = nullptr;                   // the chunk's spectra, see above
-  int64_t first_block = 0;                // global index of the chunk's first block
+  // Spectra of the chunk's blocks: [block][bin][re | im][spectrum_pitch],
+  // lanes past spectrum_channels zero.
+  T* spectra = nullptr;
+  int64_t first_block = 0;  // global index of the chunk's first block
 };
 
 // Scratch of one task in bytes (64-byte aligned parts).
@@ -108,6 +122,10 @@ inline size_t products_bytes(const Geometry& g, int64_t blocks, int64_t panels,
                              size_t element_size) {
   return round_up_64(static_cast<size_t>(blocks * panels * g.bins * 2 * g.lanes) * element_size);
 }
+// by_channel: the forward scratch, then one spectrum [bin][re V | im V].
+inline size_t channel_scratch_bytes(const Geometry& g, size_t element_size) {
+  return forward_scratch_bytes(g, element_size) + products_bytes(g, 1, 1, element_size);
+}
 inline size_t spectra_bytes(const Geometry& g, int64_t blocks, size_t element_size) {
   return round_up_64(static_cast<size_t>(blocks * g.bins * 2 * g.spectrum_pitch) * element_size);
 }
@@ -122,6 +140,9 @@ struct Target {
   // Product and inverse transforms of one task.
   void (*output_f32)(const Args<float>&, const Task&, void* scratch) = nullptr;
   void (*output_f64)(const Args<double>&, const Task&, void* scratch) = nullptr;
+  // by_channel: the whole convolution of global block `block`, panel `panel`.
+  void (*channel_f32)(const Args<float>&, int64_t block, int64_t panel, void* scratch) = nullptr;
+  void (*channel_f64)(const Args<double>&, int64_t block, int64_t panel, void* scratch) = nullptr;
 };
 
 // The target chosen by core::chosen_target() at the time of the call.

@@ -160,7 +160,8 @@ void InverseTransform(const Args<T>& a, T* HWY_RESTRICT rows) {
 }
 
 // Rows r < H of the transform get z[r] = x[2r] + i x[2r+1] of block
-// `global_block` for the input channels of `panel` (lanes past C_in zero).
+// `global_block` for the spectrum channels of `panel` (lanes past
+// spectrum_channels zero).
 template <class T>
 void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_RESTRICT rows,
                  int64_t* HWY_RESTRICT index) {
@@ -179,10 +180,11 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
     index[i] = source < 0 ? -1 : source * input.length_stride;
   }
   const int64_t first = panel * lanes;
-  const int64_t channels = std::min(lanes, g.in_channels - first);
-  const T* src = input.data + n * input.batch_stride + first * input.channel_stride;
+  const int64_t channels = std::min(lanes, g.spectrum_channels - first);
+  const T* src = input.data + n * input.batch_stride;
   // Row r holds x[2r] then x[2r+1]: sample i goes to rows + i * V.
-  if (input.channel_stride == 1 && channels == lanes) {
+  if (input.channel_stride == 1 && channels == lanes && g.multiplier == 1) {
+    src += first;
     for (int64_t i = 0; i < g.fft_size; ++i) {
       const auto v = index[i] < 0 ? hn::Zero(d) : hn::LoadU(d, src + index[i]);
       hn::Store(v, d, rows + i * lanes);
@@ -193,7 +195,7 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
     for (int64_t i = 0; i < g.fft_size; ++i) hn::Store(hn::Zero(d), d, rows + i * lanes);
   }
   for (int64_t c = 0; c < channels; ++c) {
-    const T* HWY_RESTRICT from = src + c * input.channel_stride;
+    const T* HWY_RESTRICT from = src + (first + c) / g.multiplier * input.channel_stride;
     T* HWY_RESTRICT to = rows + c;
     for (int64_t i = 0; i < g.fft_size; ++i) {
       to[i * lanes] = index[i] < 0 ? T(0) : from[index[i]];
@@ -201,8 +203,12 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
   }
 }
 
+// Gathers block `global_block` of the spectrum channels of `panel` and
+// transforms it: X[k] (times 2, folded into the weights) at
+// spectrum + k * bin_pitch, imaginary parts `imaginary` further.
 template <class T>
-void ForwardTask(const Args<T>& a, int64_t block, int64_t panel, void* scratch) {
+void TransformBlock(const Args<T>& a, int64_t global_block, int64_t panel, void* scratch,
+                    T* HWY_RESTRICT spectrum, int64_t bin_pitch, int64_t imaginary) {
   const Geometry& g = *a.geometry;
   const hn::ScalableTag<T> d;
   const int64_t lanes = g.lanes;
@@ -211,15 +217,12 @@ void ForwardTask(const Args<T>& a, int64_t block, int64_t panel, void* scratch) 
   T* rows = static_cast<T*>(scratch);
   auto* index =
       reinterpret_cast<int64_t*>(static_cast<uint8_t*>(scratch) + transform_bytes(g, sizeof(T)));
-  GatherBlock(a, a.first_block + block, panel, rows, index);
+  GatherBlock(a, global_block, panel, rows, index);
   ForwardTransform(a, rows);
 
   // Real-input split, pairing bins k and H - k: with A = Z[k], B = Z[H-k],
   // S = A + conj(B), D = A - conj(B) and w = exp(-2 pi i k / N),
-  //   2 X[k] = S + w (-i D),   2 X[H - k] = conj(S - w (-i D))
-  // (the factor 2 is folded into the weights).
-  T* HWY_RESTRICT spectrum = a.spectra + block * g.bins * 2 * g.spectrum_pitch + panel * lanes;
-  const int64_t bin_pitch = 2 * g.spectrum_pitch;
+  //   2 X[k] = S + w (-i D),   2 X[H - k] = conj(S - w (-i D)).
   for (int64_t k = 0; k <= half / 2; ++k) {
     const T* HWY_RESTRICT z_k = rows + a.bit_reversed[k] * pitch;
     const T* HWY_RESTRICT z_m = rows + a.bit_reversed[(half - k) % half] * pitch;
@@ -233,10 +236,18 @@ void ForwardTask(const Args<T>& a, int64_t block, int64_t panel, void* scratch) 
     T* HWY_RESTRICT low = spectrum + k * bin_pitch;
     T* HWY_RESTRICT high = spectrum + (half - k) * bin_pitch;
     hn::Store(hn::Add(sr, p), d, low);
-    hn::Store(hn::Add(si, q), d, low + g.spectrum_pitch);
+    hn::Store(hn::Add(si, q), d, low + imaginary);
     hn::Store(hn::Sub(sr, p), d, high);
-    hn::Store(hn::Sub(q, si), d, high + g.spectrum_pitch);
+    hn::Store(hn::Sub(q, si), d, high + imaginary);
   }
+}
+
+template <class T>
+void ForwardTask(const Args<T>& a, int64_t block, int64_t panel, void* scratch) {
+  const Geometry& g = *a.geometry;
+  TransformBlock(a, a.first_block + block, panel, scratch,
+                 a.spectra + block * g.bins * 2 * g.spectrum_pitch + panel * g.lanes,
+                 2 * g.spectrum_pitch, g.spectrum_pitch);
 }
 
 // What one product tile reads and writes, at one bin.
@@ -386,19 +397,16 @@ void ScatterBlock(const Args<T>& a, int64_t global_block, int64_t first_channel,
   }
 }
 
+// The products of a task of one group: per bin, the complex matrix product
+// of the group's weights and the blocks' spectra.
 template <class T>
-void OutputTask(const Args<T>& a, const Task& task, void* scratch) {
+void MultiplyGroup(const Args<T>& a, const Task& task, T* HWY_RESTRICT products) {
   const Geometry& g = *a.geometry;
-  const int64_t lanes = g.lanes;
-  const int64_t pitch = 2 * lanes;
-  T* rows = static_cast<T*>(scratch);
-  T* products =
-      reinterpret_cast<T*>(static_cast<uint8_t*>(scratch) + transform_bytes(g, sizeof(T)));
+  const int64_t pitch = 2 * g.lanes;
   const int64_t blocks = task.block_end - task.block_begin;
   const int64_t panels = task.panel_end - task.panel_begin;
   const int64_t cin = g.in_per_group;
   const int64_t weight_pitch = g.out_panels * pitch;
-
   ProductArgs<T> p{};
   p.block_pitch = static_cast<size_t>(g.bins * 2 * g.spectrum_pitch);
   p.imaginary = static_cast<size_t>(g.spectrum_pitch);
@@ -427,17 +435,54 @@ void OutputTask(const Args<T>& a, const Task& task, void* scratch) {
       }
     }
   }
+}
 
-  for (int64_t b = 0; b < blocks; ++b) {
+template <class T>
+void OutputTask(const Args<T>& a, const Task& task, void* scratch) {
+  const Geometry& g = *a.geometry;
+  const int64_t lanes = g.lanes;
+  const int64_t pitch = 2 * lanes;
+  T* rows = static_cast<T*>(scratch);
+  T* products =
+      reinterpret_cast<T*>(static_cast<uint8_t*>(scratch) + transform_bytes(g, sizeof(T)));
+  MultiplyGroup(a, task, products);
+  const int64_t panels = task.panel_end - task.panel_begin;
+  for (int64_t b = 0; b < task.block_end - task.block_begin; ++b) {
     for (int64_t q = 0; q < panels; ++q) {
       Merge(a, products + (b * panels + q) * g.bins * pitch, rows);
       InverseTransform(a, rows);
-      const int64_t panel = task.panel_begin + q;
+      const int64_t first = (task.panel_begin + q) * lanes;
       ScatterBlock(a, a.first_block + task.block_begin + b,
-                   task.group * g.out_per_group + panel * lanes,
-                   std::min(lanes, g.out_per_group - panel * lanes), rows);
+                   task.group * g.task_out_channels() + first,
+                   std::min(lanes, g.task_out_channels() - first), rows);
     }
   }
+}
+
+// by_channel: the whole convolution of one block and panel, from input to
+// output, with the spectrum in scratch: Y[co] = W[co] X[co] per lane.
+template <class T>
+void ChannelTask(const Args<T>& a, int64_t global_block, int64_t panel, void* scratch) {
+  const Geometry& g = *a.geometry;
+  const hn::ScalableTag<T> d;
+  const int64_t lanes = g.lanes;
+  const int64_t pitch = 2 * lanes;
+  T* rows = static_cast<T*>(scratch);
+  T* spectrum =
+      reinterpret_cast<T*>(static_cast<uint8_t*>(scratch) + forward_scratch_bytes(g, sizeof(T)));
+  TransformBlock(a, global_block, panel, scratch, spectrum, pitch, lanes);
+  const T* HWY_RESTRICT weight = a.weight + panel * pitch;
+  for (int64_t bin = 0; bin < g.bins; ++bin) {
+    T* HWY_RESTRICT y = spectrum + bin * pitch;
+    const auto w = LoadRow(d, weight + bin * g.out_panels * pitch);
+    const auto x = LoadRow(d, y);
+    hn::Store(hn::MulSub(w.re, x.re, hn::Mul(w.im, x.im)), d, y);
+    hn::Store(hn::MulAdd(w.re, x.im, hn::Mul(w.im, x.re)), d, y + lanes);
+  }
+  Merge(a, spectrum, rows);
+  InverseTransform(a, rows);
+  const int64_t first = panel * lanes;
+  ScatterBlock(a, global_block, first, std::min(lanes, g.out_channels - first), rows);
 }
 
 void ForwardF32(const Args<float>& a, int64_t block, int64_t panel, void* scratch) {
@@ -452,6 +497,12 @@ void OutputF32(const Args<float>& a, const Task& task, void* scratch) {
 void OutputF64(const Args<double>& a, const Task& task, void* scratch) {
   OutputTask(a, task, scratch);
 }
+void ChannelF32(const Args<float>& a, int64_t block, int64_t panel, void* scratch) {
+  ChannelTask(a, block, panel, scratch);
+}
+void ChannelF64(const Args<double>& a, int64_t block, int64_t panel, void* scratch) {
+  ChannelTask(a, block, panel, scratch);
+}
 
 const Target* GetTarget() {
   static const Target target{static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
@@ -459,7 +510,9 @@ const Target* GetTarget() {
                              &ForwardF32,
                              &ForwardF64,
                              &OutputF32,
-                             &OutputF64};
+                             &OutputF64,
+                             &ChannelF32,
+                             &ChannelF64};
   return &target;
 }
 
