@@ -178,7 +178,7 @@ bool is_exact(const std::string& algorithm) {
 // zero (its kernel meets only padding) still carries the rounding of its
 // neighbours. That rounding grows like u * log2(N) (u = 2^-24 in float32,
 // 2^-53 in float64) times a small constant: the sweep's worst errors are
-// 3.6e-7 (float32) and 6.7e-16 (float64) of this magnitude, 28x and 150x
+// 3.6e-7 (float32) and 8.0e-16 (float64) of this magnitude, 28x and 125x
 // below rtol, while a wrong twiddle, bin or index gives errors of order 1.
 template <class T>
 constexpr double kRelativeTolerance = sizeof(T) == 4 ? 1e-5 : 1e-13;

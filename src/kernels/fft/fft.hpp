@@ -99,9 +99,11 @@ struct Args {
   const T* split_re = nullptr;
   const T* split_im = nullptr;
   const int32_t* bit_reversed = nullptr;  // [H]
-  // Spectra of the chunk's blocks: [block][bin][re | im][spectrum_pitch],
-  // lanes past spectrum_channels zero.
+  // Spectra of the chunk's blocks: [bin][block < spectrum_blocks][re | im]
+  // [spectrum_pitch], lanes past spectrum_channels zero: the product reads
+  // one bin of every block together.
   T* spectra = nullptr;
+  int64_t spectrum_blocks = 0;
   int64_t first_block = 0;  // global index of the chunk's first block
 };
 

@@ -246,8 +246,8 @@ template <class T>
 void ForwardTask(const Args<T>& a, int64_t block, int64_t panel, void* scratch) {
   const Geometry& g = *a.geometry;
   TransformBlock(a, a.first_block + block, panel, scratch,
-                 a.spectra + block * g.bins * 2 * g.spectrum_pitch + panel * g.lanes,
-                 2 * g.spectrum_pitch, g.spectrum_pitch);
+                 a.spectra + block * 2 * g.spectrum_pitch + panel * g.lanes,
+                 a.spectrum_blocks * 2 * g.spectrum_pitch, g.spectrum_pitch);
 }
 
 // What one product tile reads and writes, at one bin.
@@ -408,7 +408,7 @@ void MultiplyGroup(const Args<T>& a, const Task& task, T* HWY_RESTRICT products)
   const int64_t cin = g.in_per_group;
   const int64_t weight_pitch = g.out_panels * pitch;
   ProductArgs<T> p{};
-  p.block_pitch = static_cast<size_t>(g.bins * 2 * g.spectrum_pitch);
+  p.block_pitch = static_cast<size_t>(2 * g.spectrum_pitch);
   p.imaginary = static_cast<size_t>(g.spectrum_pitch);
   p.weight_pitch = static_cast<size_t>(weight_pitch);
   p.product_block = static_cast<size_t>(panels * g.bins * pitch);
@@ -419,7 +419,8 @@ void MultiplyGroup(const Args<T>& a, const Task& task, T* HWY_RESTRICT products)
       1, static_cast<int64_t>(kChunkWeightBytes / (kPanelTile * pitch * sizeof(T))));
   for (int64_t bin = 0; bin < g.bins; ++bin) {
     const T* weight = a.weight + ((task.group * g.bins + bin) * cin * g.out_panels) * pitch;
-    const T* spectra = a.spectra + bin * 2 * g.spectrum_pitch + task.group * cin;
+    const T* spectra =
+        a.spectra + bin * a.spectrum_blocks * 2 * g.spectrum_pitch + task.group * cin;
     for (int64_t q = 0; q < panels; q += panel_tile) {
       const int64_t tile_panels = std::min(panel_tile, panels - q);
       for (int64_t c0 = 0; c0 < cin; c0 += chunk) {
