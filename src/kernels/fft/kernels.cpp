@@ -194,11 +194,15 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
   if (channels < lanes) {
     for (int64_t i = 0; i < g.fft_size; ++i) hn::Store(hn::Zero(d), d, rows + i * lanes);
   }
-  for (int64_t c = 0; c < channels; ++c) {
-    const T* HWY_RESTRICT from = src + (first + c) / g.multiplier * input.channel_stride;
-    T* HWY_RESTRICT to = rows + c;
-    for (int64_t i = 0; i < g.fft_size; ++i) {
-      to[i * lanes] = index[i] < 0 ? T(0) : from[index[i]];
+  // Channel by channel along the input rows, over tiles of positions whose
+  // rows (64 bytes each) stay in L1 while every channel writes them.
+  constexpr int64_t kTilePositions = 64;
+  for (int64_t i0 = 0; i0 < g.fft_size; i0 += kTilePositions) {
+    const int64_t i1 = std::min(g.fft_size, i0 + kTilePositions);
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* HWY_RESTRICT from = src + (first + c) / g.multiplier * input.channel_stride;
+      T* HWY_RESTRICT to = rows + c;
+      for (int64_t i = i0; i < i1; ++i) to[i * lanes] = index[i] < 0 ? T(0) : from[index[i]];
     }
   }
 }
