@@ -7,8 +7,8 @@ namespace conv1d::detail {
 namespace {
 
 constexpr AlgorithmEntry kAlgorithms[] = {
-#define CONV1D_ALGORITHM(NAME)                                                     \
-  {#NAME, &algorithms::NAME::why_not, &algorithms::NAME::estimated_seconds, \
+#define CONV1D_ALGORITHM(NAME, EXACTNESS)                                                         \
+  {#NAME, Exactness::EXACTNESS, &algorithms::NAME::why_not, &algorithms::NAME::estimated_seconds, \
    &algorithms::NAME::create},
 #include "plan/algorithms.inc"
 #undef CONV1D_ALGORITHM

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,10 +12,10 @@
 
 namespace conv1d::algorithms {
 
-#define CONV1D_ALGORITHM(NAME)                                   \
-  namespace NAME {                                               \
-  std::optional<std::string> why_not(const Problem& problem);    \
-  double estimated_seconds(const Problem& problem);              \
+#define CONV1D_ALGORITHM(NAME, EXACTNESS)                           \
+  namespace NAME {                                                  \
+  std::optional<std::string> why_not(const Problem& problem);       \
+  double estimated_seconds(const Problem& problem);                 \
   std::unique_ptr<detail::Executor> create(const Problem& problem); \
   }
 #include "plan/algorithms.inc"
@@ -26,8 +25,12 @@ namespace conv1d::algorithms {
 
 namespace conv1d::detail {
 
+// How the tests hold an algorithm to the reference (see algorithms.inc).
+enum class Exactness { exact, within_tolerance };
+
 struct AlgorithmEntry {
   std::string_view name;
+  Exactness exactness;
   std::optional<std::string> (*why_not)(const Problem&);
   double (*estimated_seconds)(const Problem&);
   std::unique_ptr<Executor> (*create)(const Problem&);

@@ -1,0 +1,431 @@
+// The FFT algorithm as a registry entry: the transform size, twiddles and
+// transformed weights (computed in double), the task grid and threads. The
+// per-ISA code is in kernels.cpp; fft.hpp describes the method.
+#include <hwy/aligned_allocator.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/executor.hpp"
+#include "core/isa.hpp"
+#include "core/strings.hpp"
+#include "core/threads.hpp"
+#include "kernels/fft/fft.hpp"
+
+namespace conv1d::algorithms::fft {
+
+namespace {
+
+using kernels::fft::Args;
+using kernels::fft::Geometry;
+using kernels::fft::Target;
+using kernels::fft::Task;
+
+// Transforms longer than this would need more memory for the transformed
+// weights than any model layer has reason to use.
+constexpr int64_t kMaxFftSize = int64_t{1} << 20;
+// Spectra of one chunk of blocks (all input channels), shared by the
+// output-side tasks: bounded so that long inputs do not need a buffer
+// proportional to their length.
+constexpr int64_t kChunkSpectraBytes = 8 << 20;
+// Products of one output-side task, read back by its inverse transforms:
+// they stay in L2 (2 MiB).
+constexpr int64_t kTaskProductBytes = 1 << 20;
+// Output-side tasks per chunk, when the work allows, so a few threads
+// balance. Fixed: the grid does not depend on the thread count.
+constexpr int64_t kMinTasks = 8;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int64_t span_of(const Problem& p) { return (p.kernel_size - 1) * p.dilation + 1; }
+
+Geometry make_geometry(const Problem& p, int64_t lanes, int64_t fft_size) {
+  Geometry g;
+  g.batch = p.batch;
+  g.in_channels = p.in_channels;
+  g.out_channels = p.out_channels;
+  g.length = p.length;
+  g.out_length = p.out_length();
+  g.stride = p.stride;
+  g.pad_left = p.pad_left;
+  g.pad_right = p.pad_right;
+  g.padding_mode = p.padding_mode;
+  g.groups = p.groups;
+  g.in_per_group = p.in_channels_per_group();
+  g.out_per_group = p.out_channels_per_group();
+  g.lanes = lanes;
+  g.fft_size = fft_size;
+  g.half = fft_size / 2;
+  g.bins = g.half + 1;
+  g.block_outputs = fft_size - span_of(p) + 1;
+  g.positions = (g.out_length - 1) * p.stride + 1;
+  g.blocks_per_sample = ceil_div(g.positions, g.block_outputs);
+  g.by_channel = g.in_per_group == 1 && p.groups > 1;
+  g.multiplier = g.by_channel ? g.out_per_group : 1;
+  g.spectrum_channels = g.by_channel ? p.out_channels : p.in_channels;
+  g.in_panels = ceil_div(g.spectrum_channels, lanes);
+  g.spectrum_pitch = g.in_panels * lanes;
+  g.out_panels = ceil_div(g.task_out_channels(), lanes);
+  return g;
+}
+
+int64_t chunk_blocks(const Geometry& g, int64_t element) {
+  const int64_t per_block = g.bins * 2 * g.spectrum_pitch * element;
+  return std::clamp<int64_t>(kChunkSpectraBytes / per_block, 1,
+                             std::max<int64_t>(g.total_blocks(), 1));
+}
+
+// Seconds on one core: per-vector costs of the phases fitted (least squares
+// on relative error, 22 layers, see estimated_seconds) on this machine's
+// AVX-512 core at ~3.3 GHz, where predictions came within -25%..+40% of the
+// measured time.
+double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
+  const auto blocks = static_cast<double>(g.total_blocks());
+  const auto half = static_cast<double>(g.half);
+  const double stages = std::max(std::log2(half), 1.0);
+  // ~9 cycles per row and stage of each vector transform, which also pays
+  // for its split or merge and for gathering or scattering its samples.
+  const double transforms = blocks *
+                            static_cast<double>(g.in_panels + g.task_groups() * g.out_panels) *
+                            half * stages * 9.0;
+  // ~4.5 cycles per 4 FMAs (44% of the FMA peak: broadcasts, tails, L2).
+  const double products =
+      blocks * static_cast<double>(g.bins * g.task_groups() * g.out_panels * g.in_per_group) * 4.5;
+  // Depthwise (by_channel) layers do little arithmetic per sample, so the
+  // element-by-element gather and scatter of channels-first data shows:
+  // ~1.6 cycles per element (measured at K = 251).
+  const double moves = g.by_channel && layout == Layout::ncl
+                           ? (blocks * static_cast<double>(g.fft_size * g.spectrum_channels) +
+                              static_cast<double>(g.batch * g.out_channels * g.out_length)) *
+                                 1.6
+                           : 0.0;
+  // The transformed weights stream from memory once per chunk (once per
+  // block when by_channel; from L2 when they fit), the activations once.
+  const double chunks =
+      g.by_channel ? blocks : std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
+  const double weight_bytes = static_cast<double>(g.task_groups() * g.bins * g.in_per_group *
+                                                  g.out_panels * 2 * g.lanes * element) *
+                              chunks;
+  const double activation_bytes = static_cast<double>(
+      g.batch * (g.in_channels * g.length + g.out_channels * g.out_length) * element);
+  return (transforms + products + moves) / 3.3e9 +
+         weight_bytes / (weight_bytes <= 1.5e6 ? 100e9 : 25e9) + activation_bytes / 15e9 + 5e-6;
+}
+
+int64_t lanes_for(const Problem& p, const Target& target) {
+  return p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
+}
+
+// The power-of-two size with the lowest modelled time, from the smallest
+// that fits the dilated kernel up to one that covers the whole input.
+Geometry best_geometry(const Problem& p, const Target& target) {
+  const int64_t span = span_of(p);
+  const int64_t lanes = lanes_for(p, target);
+  const int64_t element = dtype_size(p.dtype);
+  const int64_t whole = span + (p.out_length() - 1) * p.stride;
+  Geometry best;
+  double best_seconds = 0.0;
+  for (int64_t n = 2; n <= kMaxFftSize; n *= 2) {
+    if (n < span) continue;
+    const Geometry g = make_geometry(p, lanes, n);
+    const double seconds = modelled_seconds(g, element, p.layout);
+    if (best.fft_size == 0 || seconds < best_seconds) {
+      best = g;
+      best_seconds = seconds;
+    }
+    if (n >= whole) break;
+  }
+  return best;
+}
+
+// In-place radix-2 FFT in double (for the weights): roots[m] =
+// exp(-2 pi i m / n), m < n / 2.
+void transform_in_double(std::vector<std::complex<double>>& z,
+                         const std::vector<std::complex<double>>& roots) {
+  const size_t n = z.size();
+  for (size_t i = 1, j = 0; i < n; ++i) {
+    size_t bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) std::swap(z[i], z[j]);
+  }
+  for (size_t size = 2; size <= n; size *= 2) {
+    const size_t step = n / size;
+    for (size_t start = 0; start < n; start += size) {
+      for (size_t t = 0; t < size / 2; ++t) {
+        const std::complex<double> a = z[start + t];
+        const std::complex<double> b = z[start + t + size / 2] * roots[t * step];
+        z[start + t] = a + b;
+        z[start + t + size / 2] = a - b;
+      }
+    }
+  }
+}
+
+// Per-thread scratch that only grows: no allocation after the first call.
+// `Use` separates the caller's chunk spectra from the tasks' scratch (the
+// calling thread runs tasks too).
+template <int Use>
+void* thread_scratch(size_t bytes) {
+  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> storage;
+  thread_local size_t capacity = 0;
+  if (capacity < bytes) {
+    storage = hwy::AllocateAligned<uint8_t>(bytes);
+    if (!storage) {
+      capacity = 0;
+      throw Error(core::str_cat("fft: cannot allocate ", bytes, " bytes of scratch"));
+    }
+    capacity = bytes;
+  }
+  return storage.get();
+}
+
+template <class T>
+struct Tables {
+  hwy::AlignedFreeUniquePtr<T[]> weight;
+  std::vector<T> bias;
+  std::vector<T> twiddle_re, twiddle_im, split_re, split_im;
+};
+
+class FftExecutor final : public detail::Executor {
+ public:
+  explicit FftExecutor(const Problem& problem)
+      : Executor(problem), target_(kernels::fft::chosen_target()) {
+    geometry_ = best_geometry(problem_, target_);
+    const Geometry& g = geometry_;
+    chunk_blocks_ = chunk_blocks(g, dtype_size(problem_.dtype));
+    bit_reversed_.resize(static_cast<size_t>(g.half));
+    int bits = 0;
+    while ((int64_t{1} << bits) < g.half) ++bits;
+    for (int64_t r = 0; r < g.half; ++r) {
+      int64_t reversed = 0;
+      for (int b = 0; b < bits; ++b) reversed |= ((r >> b) & 1) << (bits - 1 - b);
+      bit_reversed_[static_cast<size_t>(r)] = static_cast<int32_t>(reversed);
+    }
+    if (problem_.dtype == DType::f32) {
+      make_twiddles(f32_);
+    } else {
+      make_twiddles(f64_);
+    }
+  }
+
+  void set_weights(const void* weight, const void* bias) override {
+    if (problem_.dtype == DType::f32) {
+      pack(static_cast<const float*>(weight), static_cast<const float*>(bias), f32_);
+    } else {
+      pack(static_cast<const double*>(weight), static_cast<const double*>(bias), f64_);
+    }
+  }
+
+  void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
+    run(input, output, f32_, target_.forward_f32, target_.output_f32, target_.channel_f32, threads);
+  }
+  void forward(TensorRef<const double> input, TensorRef<double> output,
+               int threads) const override {
+    run(input, output, f64_, target_.forward_f64, target_.output_f64, target_.channel_f64, threads);
+  }
+
+ private:
+  // Computed in double, rounded once.
+  template <class T>
+  void make_twiddles(Tables<T>& tables) const {
+    const Geometry& g = geometry_;
+    const double pi = std::numbers::pi;
+    const auto entries = static_cast<size_t>(std::max<int64_t>(g.half - 1, 0));
+    tables.twiddle_re.assign(entries, T(0));
+    tables.twiddle_im.assign(entries, T(0));
+    for (int64_t h = 1; h < g.half; h *= 2) {
+      for (int64_t t = 0; t < h; ++t) {
+        const double angle = -pi * static_cast<double>(t) / static_cast<double>(h);
+        tables.twiddle_re[static_cast<size_t>(h - 1 + t)] = static_cast<T>(std::cos(angle));
+        tables.twiddle_im[static_cast<size_t>(h - 1 + t)] = static_cast<T>(std::sin(angle));
+      }
+    }
+    for (int64_t k = 0; k <= g.half / 2; ++k) {
+      const double angle = -2 * pi * static_cast<double>(k) / static_cast<double>(g.fft_size);
+      tables.split_re.push_back(static_cast<T>(std::cos(angle)));
+      tables.split_im.push_back(static_cast<T>(std::sin(angle)));
+    }
+  }
+
+  // Transforms each kernel in double and stores conj(spectrum) / 2N. One
+  // kernel per transform: pairing two kernels as real and imaginary parts
+  // would leak rounding from one into the other (a zero kernel must give
+  // zeros).
+  template <class T>
+  void pack(const T* weight, const T* bias, Tables<T>& tables) {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
+    const int64_t n = g.fft_size;
+    const int64_t lanes = g.lanes;
+    const int64_t cin = g.in_per_group;
+    const int64_t K = p.kernel_size;
+    const auto size =
+        static_cast<size_t>(g.task_groups() * g.bins * cin * g.out_panels * 2 * lanes);
+    if (!tables.weight) tables.weight = hwy::AllocateAligned<T>(size);
+    std::fill(tables.weight.get(), tables.weight.get() + size, T(0));
+    tables.bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
+    if (bias != nullptr) std::copy(bias, bias + p.out_channels, tables.bias.begin());
+
+    // The real kernel h (N samples) as z[r] = h[2r] + i h[2r+1] through a
+    // complex FFT of H points, then split as in the kernels.
+    const double pi = std::numbers::pi;
+    const int64_t half = g.half;
+    std::vector<std::complex<double>> roots(static_cast<size_t>(std::max<int64_t>(half / 2, 1)));
+    for (size_t m = 0; m < roots.size(); ++m) {
+      roots[m] = std::polar(1.0, -2 * pi * static_cast<double>(m) / static_cast<double>(half));
+    }
+    std::vector<std::complex<double>> split(static_cast<size_t>(g.bins));
+    for (size_t k = 0; k < split.size(); ++k) {
+      split[k] = std::polar(1.0, -2 * pi * static_cast<double>(k) / static_cast<double>(n));
+    }
+    std::vector<std::complex<double>> z(static_cast<size_t>(half));
+    const double scale = 1.0 / (2.0 * static_cast<double>(n));
+    const auto store = [&](int64_t co, int64_t ci, int64_t bin, std::complex<double> value) {
+      const int64_t group = co / g.task_out_channels();
+      const int64_t local = co % g.task_out_channels();
+      const int64_t at =
+          (((group * g.bins + bin) * cin + ci) * g.out_panels + local / lanes) * 2 * lanes +
+          local % lanes;
+      tables.weight[static_cast<size_t>(at)] = static_cast<T>(value.real() * scale);
+      tables.weight[static_cast<size_t>(at + lanes)] = static_cast<T>(-value.imag() * scale);
+    };
+    for (int64_t filter = 0; filter < p.out_channels * cin; ++filter) {
+      std::fill(z.begin(), z.end(), std::complex<double>());
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t j = k * p.dilation;
+        const auto value = static_cast<double>(weight[filter * K + k]);
+        auto& slot = z[static_cast<size_t>(j / 2)];
+        slot = j % 2 == 0 ? std::complex<double>(value, slot.imag())
+                          : std::complex<double>(slot.real(), value);
+      }
+      transform_in_double(z, roots);
+      for (int64_t bin = 0; bin < g.bins; ++bin) {
+        const std::complex<double> a = z[static_cast<size_t>(bin % half)];
+        const std::complex<double> b = std::conj(z[static_cast<size_t>((half - bin) % half)]);
+        const std::complex<double> even = (a + b) * 0.5;
+        const std::complex<double> odd = (a - b) * std::complex<double>(0, -0.5);
+        store(filter / cin, filter % cin, bin, even + split[static_cast<size_t>(bin)] * odd);
+      }
+    }
+  }
+
+  template <class T>
+  void run(TensorRef<const T> input, TensorRef<T> output, const Tables<T>& tables,
+           void (*forward_task)(const Args<T>&, int64_t, int64_t, void*),
+           void (*output_task)(const Args<T>&, const Task&, void*),
+           void (*channel_task)(const Args<T>&, int64_t, int64_t, void*), int threads) const {
+    const Geometry& g = geometry_;
+    const int64_t total = g.total_blocks();
+    if (total == 0) return;
+    Args<T> a;
+    a.geometry = &g;
+    a.input = input;
+    a.output = output;
+    a.weight = tables.weight.get();
+    a.bias = tables.bias.data();
+    a.twiddle_re = tables.twiddle_re.data();
+    a.twiddle_im = tables.twiddle_im.data();
+    a.split_re = tables.split_re.data();
+    a.split_im = tables.split_im.data();
+    a.bit_reversed = bit_reversed_.data();
+    if (g.by_channel) {
+      const size_t bytes = kernels::fft::channel_scratch_bytes(g, sizeof(T));
+      core::parallel_for(total * g.in_panels, threads, [&](int64_t task) {
+        channel_task(a, task / g.in_panels, task % g.in_panels, thread_scratch<1>(bytes));
+      });
+      return;
+    }
+    a.spectrum_blocks = chunk_blocks_;
+    a.spectra = static_cast<T*>(
+        thread_scratch<0>(kernels::fft::spectra_bytes(g, chunk_blocks_, sizeof(T))));
+    const size_t forward_bytes = kernels::fft::forward_scratch_bytes(g, sizeof(T));
+    for (int64_t first = 0; first < total; first += chunk_blocks_) {
+      const int64_t count = std::min(chunk_blocks_, total - first);
+      a.first_block = first;
+      core::parallel_for(count * g.in_panels, threads, [&](int64_t task) {
+        forward_task(a, task / g.in_panels, task % g.in_panels, thread_scratch<1>(forward_bytes));
+      });
+
+      // Output-side grid: panels first (no extra weight traffic), then
+      // blocks, until there are enough tasks and a task's products fit L2.
+      const int64_t groups = g.task_groups();
+      int64_t panel_parts = std::min(g.out_panels, ceil_div(kMinTasks, groups));
+      int64_t block_parts = std::min(count, ceil_div(kMinTasks, groups * panel_parts));
+      const auto task_bytes = [&] {
+        return kernels::fft::products_bytes(g, ceil_div(count, block_parts),
+                                            ceil_div(g.out_panels, panel_parts), sizeof(T));
+      };
+      while (task_bytes() > static_cast<size_t>(kTaskProductBytes)) {
+        if (block_parts < count) {
+          ++block_parts;
+        } else if (panel_parts < g.out_panels) {
+          ++panel_parts;
+        } else {
+          break;
+        }
+      }
+      const size_t output_bytes = kernels::fft::transform_bytes(g, sizeof(T)) + task_bytes();
+      core::parallel_for(groups * panel_parts * block_parts, threads, [&](int64_t index) {
+        Task task;
+        const int64_t block_part = index % block_parts;
+        index /= block_parts;
+        const int64_t panel_part = index % panel_parts;
+        task.group = index / panel_parts;
+        task.panel_begin = panel_part * g.out_panels / panel_parts;
+        task.panel_end = (panel_part + 1) * g.out_panels / panel_parts;
+        task.block_begin = block_part * count / block_parts;
+        task.block_end = (block_part + 1) * count / block_parts;
+        output_task(a, task, thread_scratch<1>(output_bytes));
+      });
+    }
+  }
+
+  const Target& target_;
+  Geometry geometry_;
+  int64_t chunk_blocks_ = 1;
+  std::vector<int32_t> bit_reversed_;
+  Tables<float> f32_;
+  Tables<double> f64_;
+};
+
+}  // namespace
+
+std::optional<std::string> why_not(const Problem& p) {
+  if (span_of(p) > kMaxFftSize) {
+    return core::str_cat("the dilated kernel spans ", span_of(p),
+                         " samples; transforms are at most ", kMaxFftSize, " long");
+  }
+  return std::nullopt;
+}
+
+// The model's time with margins: the FFT is not exact, so it is picked only
+// where it saves a third of the time (the model's error here is up to 40%:
+// HiFi-GAN's K = 7, dilation 3 layer is modelled 1.4x faster than direct
+// and runs as fast) and 20 us (small layers, such as a stream's chunks, keep
+// the exact algorithms). Measured against direct (one AVX-512 thread, f32):
+// 7-10x faster at K = 64..128 with 64..768 channels (wav2vec2's positional
+// convolution 6.8x), 1.3-2.4x at K = 7..16 with 128..512 channels, slower at
+// K <= 4 and for dilated short kernels (K = 9, dilation 16: 0.6x). Against
+// depthwise: 3.7x at K = 2048 (a Hyena-style long filter), 1.7x (NLC) and
+// 0.77x (NCL) at K = 251, slower at K <= 101.
+double estimated_seconds(const Problem& p) {
+  const Target& target = kernels::fft::chosen_target();
+  const Geometry g = best_geometry(p, target);
+  return 1.5 * modelled_seconds(g, dtype_size(p.dtype), p.layout) + 20e-6;
+}
+
+std::unique_ptr<detail::Executor> create(const Problem& problem) {
+  core::chosen_target();
+  return std::make_unique<FftExecutor>(problem);
+}
+
+}  // namespace conv1d::algorithms::fft
