@@ -41,6 +41,10 @@ constexpr double kBudgetSeconds = 0.02;
 // A candidate whose warm-up run is this much slower than the best median so
 // far cannot win: it is not timed further.
 constexpr double kHopelessRatio = 3.0;
+// Exact algorithms are preferred, as by the cost model: one checked only
+// within a tolerance (fft) must save a third of the time and 20 us.
+constexpr double kInexactFactor = 1.5;
+constexpr double kInexactSeconds = 20e-6;
 
 constexpr std::string_view kFileHeader =
     "# conv1d tune cache: problem isa threads algorithm median_ms";
@@ -132,8 +136,10 @@ Measured fastest(const Problem& p, int threads,
       samples.push_back(run_once());
     }
     const double seconds = median(samples);
-    if (seconds < best_seconds) {
-      best_seconds = seconds;
+    const double weighed =
+        entry->exactness == Exactness::exact ? seconds : kInexactFactor * seconds + kInexactSeconds;
+    if (weighed < best_seconds) {
+      best_seconds = weighed;
       best = {std::string(entry->name), seconds * 1e3};
     }
   }
