@@ -146,30 +146,6 @@ Geometry best_geometry(const Problem& p, const Target& target) {
   return best;
 }
 
-// In-place radix-2 FFT in double (for the weights): roots[m] =
-// exp(-2 pi i m / n), m < n / 2.
-void transform_in_double(std::vector<std::complex<double>>& z,
-                         const std::vector<std::complex<double>>& roots) {
-  const size_t n = z.size();
-  for (size_t i = 1, j = 0; i < n; ++i) {
-    size_t bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) std::swap(z[i], z[j]);
-  }
-  for (size_t size = 2; size <= n; size *= 2) {
-    const size_t step = n / size;
-    for (size_t start = 0; start < n; start += size) {
-      for (size_t t = 0; t < size / 2; ++t) {
-        const std::complex<double> a = z[start + t];
-        const std::complex<double> b = z[start + t + size / 2] * roots[t * step];
-        z[start + t] = a + b;
-        z[start + t + size / 2] = a - b;
-      }
-    }
-  }
-}
-
 // Per-thread scratch that only grows: no allocation after the first call.
 // `Use` separates the caller's chunk spectra from the tasks' scratch (the
 // calling thread runs tasks too).
@@ -256,10 +232,9 @@ class FftExecutor final : public detail::Executor {
     }
   }
 
-  // Transforms each kernel in double and stores conj(spectrum) / 2N. One
-  // kernel per transform: pairing two kernels as real and imaginary parts
-  // would leak rounding from one into the other (a zero kernel must give
-  // zeros).
+  // Transforms each kernel in double and stores conj(spectrum) / 2N:
+  // V kernels at a time, one per vector lane (lanes never mix, so a zero
+  // kernel gives exact zeros), with the same transform as the blocks.
   template <class T>
   void pack(const T* weight, const T* bias, Tables<T>& tables) {
     const Problem& p = problem_;
@@ -277,43 +252,61 @@ class FftExecutor final : public detail::Executor {
 
     // The real kernel h (N samples) as z[r] = h[2r] + i h[2r+1] through a
     // complex FFT of H points, then split as in the kernels.
-    const double pi = std::numbers::pi;
+    Tables<double> twiddles;
+    make_twiddles(twiddles);
+    kernels::fft::Args<double> args;
+    args.geometry = &g;
+    args.twiddle_re = twiddles.twiddle_re.data();
+    args.twiddle_im = twiddles.twiddle_im.data();
     const int64_t half = g.half;
-    std::vector<std::complex<double>> roots(static_cast<size_t>(std::max<int64_t>(half / 2, 1)));
-    for (size_t m = 0; m < roots.size(); ++m) {
-      roots[m] = std::polar(1.0, -2 * pi * static_cast<double>(m) / static_cast<double>(half));
-    }
+    const int64_t filter_lanes = target_.lanes_f64;
+    const int64_t pitch = 2 * filter_lanes;
+    auto rows = hwy::AllocateAligned<double>(static_cast<size_t>(half * pitch));
+    const double pi = std::numbers::pi;
     std::vector<std::complex<double>> split(static_cast<size_t>(g.bins));
     for (size_t k = 0; k < split.size(); ++k) {
       split[k] = std::polar(1.0, -2 * pi * static_cast<double>(k) / static_cast<double>(n));
     }
-    std::vector<std::complex<double>> z(static_cast<size_t>(half));
     const double scale = 1.0 / (2.0 * static_cast<double>(n));
-    const auto store = [&](int64_t co, int64_t ci, int64_t bin, std::complex<double> value) {
-      const int64_t group = co / g.task_out_channels();
-      const int64_t local = co % g.task_out_channels();
-      const int64_t at =
-          (((group * g.bins + bin) * cin + ci) * g.out_panels + local / lanes) * 2 * lanes +
-          local % lanes;
-      tables.weight[static_cast<size_t>(at)] = static_cast<T>(value.real() * scale);
-      tables.weight[static_cast<size_t>(at + lanes)] = static_cast<T>(-value.imag() * scale);
+    // Z[m] of lane `lane`, after the transform (bit-reversed rows).
+    const auto spectrum = [&](int64_t m, int64_t lane) {
+      const double* row = rows.get() + bit_reversed_[static_cast<size_t>(m % half)] * pitch;
+      return std::complex<double>(row[lane], row[filter_lanes + lane]);
     };
-    for (int64_t filter = 0; filter < p.out_channels * cin; ++filter) {
-      std::fill(z.begin(), z.end(), std::complex<double>());
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t j = k * p.dilation;
-        const auto value = static_cast<double>(weight[filter * K + k]);
-        auto& slot = z[static_cast<size_t>(j / 2)];
-        slot = j % 2 == 0 ? std::complex<double>(value, slot.imag())
-                          : std::complex<double>(slot.real(), value);
+    const int64_t filters = p.out_channels * cin;
+    for (int64_t first = 0; first < filters; first += filter_lanes) {
+      const int64_t count = std::min(filter_lanes, filters - first);
+      std::fill(rows.get(), rows.get() + half * pitch, 0.0);
+      for (int64_t lane = 0; lane < count; ++lane) {
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t j = k * p.dilation;
+          rows[static_cast<size_t>(j / 2 * pitch + (j % 2) * filter_lanes + lane)] =
+              static_cast<double>(weight[(first + lane) * K + k]);
+        }
       }
-      transform_in_double(z, roots);
-      for (int64_t bin = 0; bin < g.bins; ++bin) {
-        const std::complex<double> a = z[static_cast<size_t>(bin % half)];
-        const std::complex<double> b = std::conj(z[static_cast<size_t>((half - bin) % half)]);
-        const std::complex<double> even = (a + b) * 0.5;
-        const std::complex<double> odd = (a - b) * std::complex<double>(0, -0.5);
-        store(filter / cin, filter % cin, bin, even + split[static_cast<size_t>(bin)] * odd);
+      target_.transform_f64(args, rows.get());
+      for (int64_t lane = 0; lane < count; ++lane) {
+        const int64_t filter = first + lane;
+        const int64_t co = filter / cin;
+        const int64_t group = co / g.task_out_channels();
+        const int64_t local = co % g.task_out_channels();
+        T* to = tables.weight.get() +
+                ((group * g.bins * cin + filter % cin) * g.out_panels + local / lanes) * 2 * lanes +
+                local % lanes;
+        const int64_t bin_pitch = cin * g.out_panels * 2 * lanes;
+        for (int64_t bin = 0; bin < g.bins; ++bin, to += bin_pitch) {
+          // even = (A + conj(B)) / 2, odd = (A - conj(B)) (-i/2), spelled out:
+          // std::complex's product checks for inf/NaN at every call.
+          const std::complex<double> a = spectrum(bin, lane);
+          const std::complex<double> b = spectrum(half - bin, lane);
+          const double even_re = (a.real() + b.real()) * 0.5;
+          const double even_im = (a.imag() - b.imag()) * 0.5;
+          const double odd_re = (a.imag() + b.imag()) * 0.5;
+          const double odd_im = (b.real() - a.real()) * 0.5;
+          const std::complex<double> w = split[static_cast<size_t>(bin)];
+          to[0] = static_cast<T>((even_re + w.real() * odd_re - w.imag() * odd_im) * scale);
+          to[lanes] = static_cast<T>(-(even_im + w.real() * odd_im + w.imag() * odd_re) * scale);
+        }
       }
     }
   }

@@ -508,6 +508,7 @@ void ChannelF32(const Args<float>& a, int64_t block, int64_t panel, void* scratc
 void ChannelF64(const Args<double>& a, int64_t block, int64_t panel, void* scratch) {
   ChannelTask(a, block, panel, scratch);
 }
+void TransformF64(const Args<double>& a, double* rows) { ForwardTransform(a, rows); }
 
 const Target* GetTarget() {
   static const Target target{static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
@@ -517,7 +518,8 @@ const Target* GetTarget() {
                              &OutputF32,
                              &OutputF64,
                              &ChannelF32,
-                             &ChannelF64};
+                             &ChannelF64,
+                             &TransformF64};
   return &target;
 }
 
