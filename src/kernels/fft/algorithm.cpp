@@ -2,6 +2,7 @@
 // transformed weights (computed in double), the task grid and threads. The
 // per-ISA code is in kernels.cpp; fft.hpp describes the method.
 #include <hwy/aligned_allocator.h>
+#include <hwy/base.h>
 
 #include <algorithm>
 #include <cmath>
@@ -239,7 +240,6 @@ class FftExecutor final : public detail::Executor {
   void pack(const T* weight, const T* bias, Tables<T>& tables) {
     const Problem& p = problem_;
     const Geometry& g = geometry_;
-    const int64_t n = g.fft_size;
     const int64_t lanes = g.lanes;
     const int64_t cin = g.in_per_group;
     const int64_t K = p.kernel_size;
@@ -261,51 +261,45 @@ class FftExecutor final : public detail::Executor {
     const int64_t half = g.half;
     const int64_t filter_lanes = target_.lanes_f64;
     const int64_t pitch = 2 * filter_lanes;
+    args.split_re = twiddles.split_re.data();
+    args.split_im = twiddles.split_im.data();
+    args.bit_reversed = bit_reversed_.data();
     auto rows = hwy::AllocateAligned<double>(static_cast<size_t>(half * pitch));
-    const double pi = std::numbers::pi;
-    std::vector<std::complex<double>> split(static_cast<size_t>(g.bins));
-    for (size_t k = 0; k < split.size(); ++k) {
-      split[k] = std::polar(1.0, -2 * pi * static_cast<double>(k) / static_cast<double>(n));
-    }
-    const double scale = 1.0 / (2.0 * static_cast<double>(n));
-    // Z[m] of lane `lane`, after the transform (bit-reversed rows).
-    const auto spectrum = [&](int64_t m, int64_t lane) {
-      const double* row = rows.get() + bit_reversed_[static_cast<size_t>(m % half)] * pitch;
-      return std::complex<double>(row[lane], row[filter_lanes + lane]);
-    };
-    const int64_t filters = p.out_channels * cin;
-    for (int64_t first = 0; first < filters; first += filter_lanes) {
-      const int64_t count = std::min(filter_lanes, filters - first);
-      std::fill(rows.get(), rows.get() + half * pitch, 0.0);
-      for (int64_t lane = 0; lane < count; ++lane) {
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t j = k * p.dilation;
-          rows[static_cast<size_t>(j / 2 * pitch + (j % 2) * filter_lanes + lane)] =
-              static_cast<double>(weight[(first + lane) * K + k]);
+    auto spectrum = hwy::AllocateAligned<double>(static_cast<size_t>(g.bins * pitch));
+    // The spectra come out as 2 X[k]; stored as conj(X[k]) / 2N.
+    const double scale = 1.0 / (4.0 * static_cast<double>(g.fft_size));
+    // The lanes hold output channels co0.. of one input channel ci, so the
+    // lanes' results for a bin land next to each other in the table.
+    const int64_t bin_pitch = cin * g.out_panels * 2 * lanes;
+    std::vector<T*> first_bin(static_cast<size_t>(filter_lanes));
+    // Output channels inside: consecutive transforms fill consecutive
+    // panels of one input channel's row of the table, bin by bin.
+    for (int64_t ci = 0; ci < cin; ++ci) {
+      for (int64_t co0 = 0; co0 < p.out_channels; co0 += filter_lanes) {
+        const int64_t count = std::min(filter_lanes, p.out_channels - co0);
+        std::fill(rows.get(), rows.get() + half * pitch, 0.0);
+        for (int64_t lane = 0; lane < count; ++lane) {
+          const int64_t co = co0 + lane;
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t j = k * p.dilation;
+            rows[static_cast<size_t>(j / 2 * pitch + (j % 2) * filter_lanes + lane)] =
+                static_cast<double>(weight[(co * cin + ci) * K + k]);
+          }
+          const int64_t group = co / g.task_out_channels();
+          const int64_t local = co % g.task_out_channels();
+          first_bin[static_cast<size_t>(lane)] =
+              tables.weight.get() +
+              ((group * g.bins * cin + ci) * g.out_panels + local / lanes) * 2 * lanes +
+              local % lanes;
         }
-      }
-      target_.transform_f64(args, rows.get());
-      for (int64_t lane = 0; lane < count; ++lane) {
-        const int64_t filter = first + lane;
-        const int64_t co = filter / cin;
-        const int64_t group = co / g.task_out_channels();
-        const int64_t local = co % g.task_out_channels();
-        T* to = tables.weight.get() +
-                ((group * g.bins * cin + filter % cin) * g.out_panels + local / lanes) * 2 * lanes +
-                local % lanes;
-        const int64_t bin_pitch = cin * g.out_panels * 2 * lanes;
-        for (int64_t bin = 0; bin < g.bins; ++bin, to += bin_pitch) {
-          // even = (A + conj(B)) / 2, odd = (A - conj(B)) (-i/2), spelled out:
-          // std::complex's product checks for inf/NaN at every call.
-          const std::complex<double> a = spectrum(bin, lane);
-          const std::complex<double> b = spectrum(half - bin, lane);
-          const double even_re = (a.real() + b.real()) * 0.5;
-          const double even_im = (a.imag() - b.imag()) * 0.5;
-          const double odd_re = (a.imag() + b.imag()) * 0.5;
-          const double odd_im = (b.real() - a.real()) * 0.5;
-          const std::complex<double> w = split[static_cast<size_t>(bin)];
-          to[0] = static_cast<T>((even_re + w.real() * odd_re - w.imag() * odd_im) * scale);
-          to[lanes] = static_cast<T>(-(even_im + w.real() * odd_im + w.imag() * odd_re) * scale);
+        target_.spectrum_f64(args, rows.get(), spectrum.get());
+        for (int64_t bin = 0; bin < g.bins; ++bin) {
+          const double* HWY_RESTRICT x = spectrum.get() + bin * pitch;
+          for (int64_t lane = 0; lane < count; ++lane) {
+            T* to = first_bin[static_cast<size_t>(lane)] + bin * bin_pitch;
+            to[0] = static_cast<T>(x[lane] * scale);
+            to[lanes] = static_cast<T>(-x[filter_lanes + lane] * scale);
+          }
         }
       }
     }

@@ -145,9 +145,10 @@ struct Target {
   // by_channel: the whole convolution of global block `block`, panel `panel`.
   void (*channel_f32)(const Args<float>&, int64_t block, int64_t panel, void* scratch) = nullptr;
   void (*channel_f64)(const Args<double>&, int64_t block, int64_t panel, void* scratch) = nullptr;
-  // The forward complex transform alone, in double (kernel spectra): H rows
-  // of [re V | im V] in natural order, out in bit-reversed order.
-  void (*transform_f64)(const Args<double>&, double* rows) = nullptr;
+  // Kernel spectra, in double: V real signals as z[r] = x[2r] + i x[2r+1]
+  // (H rows of [re V | im V], overwritten) to 2 X[k], k <= H, at
+  // spectrum + k * 2V, imaginary parts V further.
+  void (*spectrum_f64)(const Args<double>&, double* rows, double* spectrum) = nullptr;
 };
 
 // The target chosen by core::chosen_target() at the time of the call.

@@ -207,26 +207,18 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
   }
 }
 
-// Gathers block `global_block` of the spectrum channels of `panel` and
-// transforms it: X[k] (times 2, folded into the weights) at
-// spectrum + k * bin_pitch, imaginary parts `imaginary` further.
+// Real-input split of a forward transform (rows in bit-reversed order),
+// pairing bins k and H - k: with A = Z[k], B = Z[H-k], S = A + conj(B),
+// D = A - conj(B) and w = exp(-2 pi i k / N),
+//   2 X[k] = S + w (-i D),   2 X[H - k] = conj(S - w (-i D)),
+// written at spectrum + k * bin_pitch, imaginary parts `imaginary` further.
 template <class T>
-void TransformBlock(const Args<T>& a, int64_t global_block, int64_t panel, void* scratch,
-                    T* HWY_RESTRICT spectrum, int64_t bin_pitch, int64_t imaginary) {
-  const Geometry& g = *a.geometry;
+void SplitRealSpectrum(const Args<T>& a, const T* HWY_RESTRICT rows, T* HWY_RESTRICT spectrum,
+                       int64_t bin_pitch, int64_t imaginary) {
   const hn::ScalableTag<T> d;
-  const int64_t lanes = g.lanes;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   const int64_t pitch = 2 * lanes;
-  const int64_t half = g.half;
-  T* rows = static_cast<T*>(scratch);
-  auto* index =
-      reinterpret_cast<int64_t*>(static_cast<uint8_t*>(scratch) + transform_bytes(g, sizeof(T)));
-  GatherBlock(a, global_block, panel, rows, index);
-  ForwardTransform(a, rows);
-
-  // Real-input split, pairing bins k and H - k: with A = Z[k], B = Z[H-k],
-  // S = A + conj(B), D = A - conj(B) and w = exp(-2 pi i k / N),
-  //   2 X[k] = S + w (-i D),   2 X[H - k] = conj(S - w (-i D)).
+  const int64_t half = a.geometry->half;
   for (int64_t k = 0; k <= half / 2; ++k) {
     const T* HWY_RESTRICT z_k = rows + a.bit_reversed[k] * pitch;
     const T* HWY_RESTRICT z_m = rows + a.bit_reversed[(half - k) % half] * pitch;
@@ -244,6 +236,20 @@ void TransformBlock(const Args<T>& a, int64_t global_block, int64_t panel, void*
     hn::Store(hn::Sub(sr, p), d, high);
     hn::Store(hn::Sub(q, si), d, high + imaginary);
   }
+}
+
+// Gathers block `global_block` of the spectrum channels of `panel` and
+// transforms it: X[k] (times 2, folded into the weights) at
+// spectrum + k * bin_pitch, imaginary parts `imaginary` further.
+template <class T>
+void TransformBlock(const Args<T>& a, int64_t global_block, int64_t panel, void* scratch,
+                    T* HWY_RESTRICT spectrum, int64_t bin_pitch, int64_t imaginary) {
+  T* rows = static_cast<T*>(scratch);
+  auto* index = reinterpret_cast<int64_t*>(static_cast<uint8_t*>(scratch) +
+                                           transform_bytes(*a.geometry, sizeof(T)));
+  GatherBlock(a, global_block, panel, rows, index);
+  ForwardTransform(a, rows);
+  SplitRealSpectrum(a, rows, spectrum, bin_pitch, imaginary);
 }
 
 template <class T>
@@ -508,7 +514,11 @@ void ChannelF32(const Args<float>& a, int64_t block, int64_t panel, void* scratc
 void ChannelF64(const Args<double>& a, int64_t block, int64_t panel, void* scratch) {
   ChannelTask(a, block, panel, scratch);
 }
-void TransformF64(const Args<double>& a, double* rows) { ForwardTransform(a, rows); }
+void SpectrumF64(const Args<double>& a, double* rows, double* spectrum) {
+  ForwardTransform(a, rows);
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<double>()));
+  SplitRealSpectrum(a, rows, spectrum, 2 * lanes, lanes);
+}
 
 const Target* GetTarget() {
   static const Target target{static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
@@ -519,7 +529,7 @@ const Target* GetTarget() {
                              &OutputF64,
                              &ChannelF32,
                              &ChannelF64,
-                             &TransformF64};
+                             &SpectrumF64};
   return &target;
 }
 
