@@ -82,7 +82,12 @@ const std::vector<Problem>& sweep() {
           "mb1ic1oc64iw403kw10sw5dl1pl0pr0g1", "mb1ic64oc64iw200kw31sw1dl1pl15pr15g64",
           "mb2ic48oc48iw130kw4sw1dl1pl3pr0g48", "mb1ic32oc64iw200kw2sw1dl8pl0pr0g1",
           "mb1ic64oc64iw150kw1sw1dl1pl0pr0g1", "mb2ic12oc64iw301kw15sw2dl1pl7pr7g1",
-          "mb1ic32oc32iw129kw7sw1dl3pl9pr9g1_reflect_nlc"}) {
+          "mb1ic32oc32iw129kw7sw1dl3pl9pr9g1_reflect_nlc",
+          // Depthwise NCL rows long enough for whole aligned blocks, several
+          // row tiles, and each taps-per-residue case of f32 and f64.
+          "mb1ic3oc3iw500kw9sw1dl1pl4pr4g3_reflect", "mb2ic3oc3iw9000kw31sw1dl1pl15pr15g3",
+          "mb1ic2oc2iw333kw32sw1dl1pl0pr0g2", "mb1ic4oc8iw700kw13sw1dl1pl6pr6g4_f64",
+          "mb1ic2oc2iw400kw16sw1dl1pl8pr7g2_f64"}) {
       list.push_back(Problem::parse(text));
     }
     return list;
