@@ -109,6 +109,14 @@ Geometry make_geometry(const Problem& p, const Target& target) {
   }
   g.tile_length = std::min(tile, g.out_length);
   g.tiles = ceil_div(g.out_length, g.tile_length);
+  if (!g.blocks_fastest && g.tiles == 1) {
+    // Short rows (streaming pushes): blocks of about one row tile of
+    // outputs per task, so that the per-task cost amortises and a tiny
+    // problem runs as one task on the calling thread.
+    const int64_t block_outputs = g.channel_block * g.out_length;
+    g.blocks_per_task =
+        std::clamp<int64_t>(kRowTileBytes / element / block_outputs, 1, g.channel_blocks);
+  }
   return g;
 }
 

@@ -499,6 +499,30 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
 // ---------------------------------------------------------------------------
 // Length-vector kernel: a vector holds N consecutive outputs of one channel.
 
+// The first `count` (< N) lanes at p, the others zero, and their store:
+// a row's last partial vector read and written in place. Masked on AVX2 and
+// AVX-512 (masked-off lanes never fault); through a buffer elsewhere.
+template <class D, class T>
+HWY_INLINE Vec<D> LoadFirst(D d, const T* p, int64_t count) {
+#if HWY_TARGET <= HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(count)), d, p);
+#else
+  HWY_ALIGN T buffer[hn::MaxLanes(D())] = {};
+  std::copy(p, p + count, buffer);
+  return hn::Load(d, buffer);
+#endif
+}
+template <class D, class T>
+HWY_INLINE void StoreFirst(D d, Vec<D> v, T* p, int64_t count) {
+#if HWY_TARGET <= HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, static_cast<size_t>(count)), d, p);
+#else
+  HWY_ALIGN T buffer[hn::MaxLanes(D())];
+  hn::Store(v, d, buffer);
+  std::copy(buffer, buffer + count, p);
+#endif
+}
+
 template <size_t NT, class D, class T, size_t... I>
 HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Vec<D> acc,
                           std::index_sequence<I...>) {
@@ -507,10 +531,10 @@ HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Ve
 }
 
 // y[l] = bias + sum_t weight[t] * taps[t][l], weights held in registers.
-// Row kernels run whole vectors: count is a multiple of N.
+// A last partial vector reads and writes only its `count % N` lanes.
 template <size_t NT, class D, class T>
-HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T* y,
-                           int64_t count) {
+HWY_INLINE void RowFixedInline(D d, const T* const* taps, const T* weight, T bias, T* y,
+                               int64_t count) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   const T* x[NT];
   Vec<D> w[NT];
@@ -532,6 +556,50 @@ HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T
   }
   for (; l + N <= count; l += N) {
     hn::StoreU(RowTaps<NT>(d, w, x, l, b, std::make_index_sequence<NT>()), d, y + l);
+  }
+  if (l < count) {
+    Vec<D> acc = b;
+    for (size_t t = 0; t < NT; ++t) acc = hn::MulAdd(w[t], LoadFirst(d, x[t] + l, count - l), acc);
+    StoreFirst(d, acc, y + l, count - l);
+  }
+}
+template <size_t NT, class D, class T>
+HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T* y,
+                           int64_t count) {
+  RowFixedInline<NT>(d, taps, weight, bias, y, count);
+}
+
+// Rows read and written in place whole (no padding): one call for all rows
+// of a task, so short rows (streaming pushes) cost little more than their
+// FMAs. Row r reads tap t at x + r * x_stride + t * tap_step.
+template <class T>
+struct InPlaceRows {
+  const T* x = nullptr;
+  int64_t x_stride = 0;
+  int64_t tap_step = 1;
+  const T* weight = nullptr;  // [rows][taps]
+  const T* bias = nullptr;    // [rows]
+  T* y = nullptr;
+  int64_t y_stride = 0;
+  int64_t rows = 0;
+  int64_t count = 0;  // outputs per row
+};
+template <size_t NT, class D, class T>
+HWY_NOINLINE void RowsFixed(D d, const InPlaceRows<T>& r) {
+  for (int64_t row = 0; row < r.rows; ++row) {
+    const T* taps[NT];
+    for (size_t t = 0; t < NT; ++t) {
+      taps[t] = r.x + row * r.x_stride + static_cast<int64_t>(t) * r.tap_step;
+    }
+    RowFixedInline<NT>(d, taps, r.weight + row * static_cast<int64_t>(NT), r.bias[row],
+                       r.y + row * r.y_stride, r.count);
+  }
+}
+template <size_t NT, class D, class T>
+HWY_INLINE void RowsDispatch(D d, const InPlaceRows<T>& r, int64_t tap_count) {
+  if constexpr (NT > 0) {
+    if (tap_count == static_cast<int64_t>(NT)) return RowsFixed<NT>(d, r);
+    RowsDispatch<NT - 1>(d, r, tap_count);
   }
 }
 
@@ -562,6 +630,13 @@ HWY_NOINLINE void RowAny(D d, const T* const* taps, const T* weight, int64_t tap
       acc = hn::MulAdd(hn::Set(d, weight[t]), hn::LoadU(d, taps[t] + l), acc);
     }
     hn::StoreU(acc, d, y + l);
+  }
+  if (l < count) {
+    Vec<D> acc = b;
+    for (int64_t t = 0; t < tap_count; ++t) {
+      acc = hn::MulAdd(hn::Set(d, weight[t]), LoadFirst(d, taps[t] + l, count - l), acc);
+    }
+    StoreFirst(d, acc, y + l, count - l);
   }
 }
 
@@ -902,9 +977,24 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   int64_t a = l0, b = l0;
   if (in_place) {
     a = std::min(l1, l0 + (first - l0 + quantum - 1) / quantum * quantum);
-    b = a + (std::clamp(end, a, l1) - a) / quantum * quantum;
+    // Register-tap rows mask their last partial vector instead.
+    b = shared ? a + (std::clamp(end, a, l1) - a) / quantum * quantum : std::clamp(end, a, l1);
   }
   const bool out_in_place = out.length_stride == 1;
+  if (in_place && out_in_place && !shared && a == l0 && b == l1 &&
+      taps <= static_cast<int64_t>(kRegisterTaps) && g.in_per_group == 1 && g.out_per_group == 1) {
+    InPlaceRows<T> rows;
+    rows.x = in.data + n * in.batch_stride + co_begin * in.channel_stride + l0 - g.pad_left;
+    rows.x_stride = in.channel_stride;
+    rows.tap_step = dil;
+    rows.weight = args.weight + co_begin * taps;
+    rows.bias = args.bias + co_begin;
+    rows.y = out.data + n * out.batch_stride + co_begin * out.channel_stride + l0;
+    rows.y_stride = out.channel_stride;
+    rows.rows = co_end - co_begin;
+    rows.count = l1 - l0;
+    return RowsDispatch<kRegisterTaps>(d, rows, taps);
+  }
   const int64_t dil_phase = dil % s, dil_offset = dil / s;
   // AlignedRow for the interior when its taps fit: [a, b) then starts on
   // the first output whose input is vector-aligned (per row) and runs whole
@@ -915,9 +1005,9 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   constexpr int64_t kAlignedQuantum = static_cast<int64_t>(kAlignedTail) * N;
   for (int64_t co = co_begin; co < co_end; ++co) {
     const T* rows[2];
+    const int64_t group = g.out_per_group == 1 ? co : co / g.out_per_group;
     for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
-      rows[ci] = in.data + n * in.batch_stride +
-                 (co / g.out_per_group * g.in_per_group + ci) * in.channel_stride;
+      rows[ci] = in.data + n * in.batch_stride + (group * g.in_per_group + ci) * in.channel_stride;
     }
     const T* weight = args.weight + co * taps;
     T* y_row = out.data + n * out.batch_stride + co * out.channel_stride;
@@ -969,13 +1059,14 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
           }
         }
       }
-      const bool direct = out_in_place && vectors == count;
+      const int64_t outputs = piece == 1 && !shared ? count : vectors;
+      const bool direct = out_in_place && outputs == count;
       T* y = direct ? y_row + pa : row_out + (pa - l0);
       if (shared) {
         const T* rows_at[2] = {tap_pointers[0], tap_pointers[K * (g.in_per_group - 1)]};
         SharedRow(d, rows_at, weight, g.in_per_group, K, args.bias[co], y, vectors);
       } else {
-        RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, vectors);
+        RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, outputs);
       }
       if (out_in_place && !direct) std::copy(y, y + count, y_row + pa);
     }
