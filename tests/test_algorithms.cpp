@@ -87,7 +87,10 @@ const std::vector<Problem>& sweep() {
           // row tiles, and each taps-per-residue case of f32 and f64.
           "mb1ic3oc3iw500kw9sw1dl1pl4pr4g3_reflect", "mb2ic3oc3iw9000kw31sw1dl1pl15pr15g3",
           "mb1ic2oc2iw333kw32sw1dl1pl0pr0g2", "mb1ic4oc8iw700kw13sw1dl1pl6pr6g4_f64",
-          "mb1ic2oc2iw400kw16sw1dl1pl8pr7g2_f64"}) {
+          "mb1ic2oc2iw400kw16sw1dl1pl8pr7g2_f64", "mb1ic20oc20iw100kw4sw1dl1pl3pr0g20_nlc",
+          // Index 315 (a multiple of 7): a depthwise problem large enough for
+          // several threads in ThreadCountDoesNotChangeBits.
+          "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24"}) {
       list.push_back(Problem::parse(text));
     }
     return list;
