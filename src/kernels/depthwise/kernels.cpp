@@ -1023,16 +1023,18 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   const int64_t s = g.stride, K = g.kernel_size, dil = g.dilation;
   const int64_t taps = g.in_per_group * K;
 
-  const int64_t span = input_span(g, g.tile_length + N) + s;
+  // The layout of scratch_bytes().
+  const int64_t slack = kRowSlackVectors * N;
+  const int64_t span = input_span(g, g.tile_length + N) + s + slack;
   const int64_t phase_length = (span + s - 1) / s;
   const size_t packed_bytes = round_up_64(static_cast<size_t>(span + N) * sizeof(T));
   auto* bytes = static_cast<unsigned char*>(scratch);
   T* packed = reinterpret_cast<T*>(bytes);
   T* row_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
   const int64_t packed_pitch = static_cast<int64_t>(packed_bytes / sizeof(T));
-  const T** tap_pointers =
-      reinterpret_cast<const T**>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes +
-                                  round_up_64(static_cast<size_t>(g.tile_length + N) * sizeof(T)));
+  const T** tap_pointers = reinterpret_cast<const T**>(
+      bytes + static_cast<size_t>(g.in_per_group) * packed_bytes +
+      round_up_64(static_cast<size_t>(g.tile_length + slack) * sizeof(T)));
 
   // Pieces [l0, a) and [b, l1) are packed: they touch the padding (or the
   // rows are strided) and end in a partial vector computed over zeros.
@@ -1106,6 +1108,16 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       if (piece == 1 && aligned_vectors > 0) {
         T* y = out_in_place ? y_row + pa : row_out + (pa - l0);
         AlignedRow(d, rows[0] + q0, weight, K, args.bias[co], y, aligned_vectors);
+        continue;
+      }
+      if (piece != 1 && aligned) {
+        // Edges: AlignedRow on an aligned padded copy, in whole blocks.
+        const int64_t blocked = (count + kAlignedQuantum - 1) / kAlignedQuantum * kAlignedQuantum;
+        PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), blocked + aligned_taps * N,
+                phase_length, packed);
+        T* y = row_out + (pa - l0);
+        AlignedRow(d, static_cast<const T*>(packed), weight, K, args.bias[co], y, blocked / N);
+        if (out_in_place) std::copy(y, y + count, y_row + pa);
         continue;
       }
       for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
