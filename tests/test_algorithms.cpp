@@ -90,7 +90,8 @@ const std::vector<Problem>& sweep() {
           "mb1ic2oc2iw400kw16sw1dl1pl8pr7g2_f64", "mb1ic20oc20iw100kw4sw1dl1pl3pr0g20_nlc",
           // Index 315 (a multiple of 7): a depthwise problem large enough for
           // several threads in ThreadCountDoesNotChangeBits.
-          "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24"}) {
+          "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24", "mb1ic3oc3iw600kw20sw1dl1pl10pr9g3",
+          "mb1ic16oc16iw300kw5sw1dl1pl2pr2g16_nlc", "mb1ic2oc2iw500kw10sw1dl1pl0pr0g2_f64"}) {
       list.push_back(Problem::parse(text));
     }
     return list;
