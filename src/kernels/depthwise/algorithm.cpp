@@ -98,7 +98,11 @@ Geometry make_geometry(const Problem& p, const Target& target) {
     tile = std::max(quantum, tile / quantum * quantum);
     g.blocks_per_task = g.channel_blocks;
     const int64_t tasks = p.batch * ceil_div(g.out_length, tile);
-    if (tasks < kMinTasks) {
+    if (tasks < kMinTasks && p.kernel_size <= kernels::depthwise::kMaxStreamedTaps) {
+      // Position-major tasks stream whole rows: shorter tiles, not fewer
+      // blocks.
+      tile = std::max(quantum, ceil_div(p.batch * g.out_length, kMinTasks) / quantum * quantum);
+    } else if (tasks < kMinTasks) {
       g.blocks_per_task = std::max<int64_t>(g.channel_blocks * tasks / kMinTasks, 1);
     }
   } else {

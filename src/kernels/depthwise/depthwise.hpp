@@ -91,6 +91,10 @@ inline bool shares_row_loads(const Geometry& g, int64_t lanes) {
          (g.kernel_size + lanes - 1) / lanes <= kMaxTapsPerResidue;
 }
 
+// Channels-last kernels of up to this many taps are memory bound: their
+// interiors run position-major over whole blocks (see ChannelTask).
+constexpr int64_t kMaxStreamedTaps = 9;
+
 inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 // Length-vector rows computed in whole register blocks from a packed copy

@@ -326,9 +326,6 @@ HWY_NOINLINE void RunChannels(D d, const ChannelRun<T>& r) {
   if (j < r.count) ChannelRemainder<kPositions - 1>(d, r, j, chunks, step, tap_step, r.count - j);
 }
 
-// Kernels up to this many taps are memory bound on channels-last rows.
-constexpr int64_t kMaxStreamedTaps = 9;
-
 // Channels-last rows in place, position-major: J positions of every block
 // of `r` (the first block; the others follow at N channels apart) before
 // the next J positions, so a task streams through whole input and output
