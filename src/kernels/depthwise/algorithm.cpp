@@ -37,6 +37,9 @@ constexpr int64_t kTlbPages = 48;
 constexpr int64_t kRowTileBytes = 16 * 1024;
 // Enough tasks that a few threads balance.
 constexpr int64_t kMinTasks = 16;
+// Problems with less output than this run on the calling thread: waking
+// other threads costs more than such a call (streaming pushes: a few us).
+constexpr int64_t kParallelOutputBytes = 128 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -95,7 +98,11 @@ Geometry make_geometry(const Problem& p, const Target& target) {
     tile = std::max(quantum, tile / quantum * quantum);
     g.blocks_per_task = g.channel_blocks;
     const int64_t tasks = p.batch * ceil_div(g.out_length, tile);
-    if (tasks < kMinTasks) {
+    if (tasks < kMinTasks && p.kernel_size <= kernels::depthwise::kMaxStreamedTaps) {
+      // Position-major tasks stream whole rows: shorter tiles, not fewer
+      // blocks.
+      tile = std::max(quantum, ceil_div(p.batch * g.out_length, kMinTasks) / quantum * quantum);
+    } else if (tasks < kMinTasks) {
       g.blocks_per_task = std::max<int64_t>(g.channel_blocks * tasks / kMinTasks, 1);
     }
   } else {
@@ -109,6 +116,14 @@ Geometry make_geometry(const Problem& p, const Target& target) {
   }
   g.tile_length = std::min(tile, g.out_length);
   g.tiles = ceil_div(g.out_length, g.tile_length);
+  if (!g.blocks_fastest && g.tiles == 1) {
+    // Short rows (streaming pushes): blocks of about one row tile of
+    // outputs per task, so that the per-task cost amortises and a tiny
+    // problem runs as one task on the calling thread.
+    const int64_t block_outputs = g.channel_block * g.out_length;
+    g.blocks_per_task =
+        std::clamp<int64_t>(kRowTileBytes / element / block_outputs, 1, g.channel_blocks);
+  }
   return g;
 }
 
@@ -214,6 +229,9 @@ class DepthwiseExecutor final : public detail::Executor {
     args.weight = weights.data();
     args.bias = biases.data();
     const size_t bytes = scratch_bytes_;
+    const int64_t output_bytes = problem_.batch * problem_.out_channels * geometry_.out_length *
+                                 static_cast<int64_t>(sizeof(T));
+    if (output_bytes < kParallelOutputBytes) threads = 1;
     core::parallel_for(geometry_.tasks(), threads,
                        [&](int64_t task) { task_fn(args, task, thread_scratch(bytes)); });
   }
@@ -238,14 +256,20 @@ std::optional<std::string> why_not(const Problem& p) {
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
 // whichever is slower. Fractions measured on one AVX-512 core here (peak
-// ~235 GFLOP/s): Conformer K = 31 reaches ~90 GFLOP/s as NCL rows, ~155 as
-// channels-last channel vectors.
+// ~235 GFLOP/s): Conformer K = 31 reaches ~110 GFLOP/s as NCL rows with
+// aligned AVX-512 loads (~90 without), ~120 as channels-last channel
+// vectors.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::depthwise::chosen_target();
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   // Two FMA pipes x lanes x 2 flops at ~3.3 GHz (AVX-512 f32: ~210 GFLOP/s).
   const double peak = 4.0 * static_cast<double>(lanes) * 3.3e9;
   double efficiency = 0.4;  // rows: bound by cache-line-split loads
+  // AVX-512 rows whose taps fit two vectors shift aligned loads instead.
+  if (target.lanes_f32 == 16 && p.stride == 1 && p.dilation == 1 &&
+      p.in_channels_per_group() == 1 && p.kernel_size <= 2 * lanes) {
+    efficiency = 0.5;
+  }
   if (choose_shape(p, lanes) == Shape::channel_vectors) {
     efficiency = p.stride == p.dilation ? 0.65 : 0.4;  // taps share loads, or not
     if (p.layout == Layout::ncl) efficiency *= 0.6;    // transposes in and out

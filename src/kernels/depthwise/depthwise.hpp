@@ -16,7 +16,9 @@
 // - "lanes = length" (length-vectorised): a SIMD vector holds V consecutive
 //   output positions of one channel row and the weights are broadcasts. NCL
 //   rows are read in place (no transposes), so memory-bound layers (K = 4)
-//   move each byte once.
+//   move each byte once; on AVX-512, stride-1 rows with K <= 2V load aligned
+//   vectors and shift lanes out of them (AlignedRow). Channels-last layers
+//   with short kernels run position-major, streaming whole rows.
 #pragma once
 
 #include <conv1d/conv1d.hpp>
@@ -91,7 +93,15 @@ inline bool shares_row_loads(const Geometry& g, int64_t lanes) {
          (g.kernel_size + lanes - 1) / lanes <= kMaxTapsPerResidue;
 }
 
+// Channels-last kernels of up to this many taps are memory bound: their
+// interiors run position-major over whole blocks (see ChannelTask).
+constexpr int64_t kMaxStreamedTaps = 9;
+
 inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Length-vector rows computed in whole register blocks from a packed copy
+// run up to this many vectors past their outputs (reads and writes).
+constexpr int64_t kRowSlackVectors = 8;
 
 // Padded input positions one task of `outputs` positions reads.
 inline int64_t input_span(const Geometry& g, int64_t outputs) {
@@ -101,8 +111,8 @@ inline int64_t input_span(const Geometry& g, int64_t outputs) {
 // Scratch of one task in bytes; parts are 64-byte aligned. channel_vectors:
 // g packed inputs [span][V] and an output tile [tile][V]. length_vectors:
 // g packed rows (span of tile_length + V outputs, de-interleaved into
-// `stride` phases), an output row of tile_length + V and the g * K tap
-// pointers.
+// `stride` phases, plus slack), an output row of tile_length + slack and
+// the g * K tap pointers.
 inline size_t scratch_bytes(const Geometry& g, int64_t lanes, size_t element) {
   const auto tile = static_cast<size_t>(g.tile_length);
   const auto in_per_group = static_cast<size_t>(g.in_per_group);
@@ -111,9 +121,11 @@ inline size_t scratch_bytes(const Geometry& g, int64_t lanes, size_t element) {
     const auto span = static_cast<size_t>(input_span(g, g.tile_length) + g.stride);
     return in_per_group * round_up_64(span * v * element) + round_up_64(tile * v * element);
   }
-  // Row pieces run whole vectors: up to lanes - 1 outputs past the tile.
-  const auto span = static_cast<size_t>(input_span(g, g.tile_length + lanes) + g.stride);
-  return in_per_group * round_up_64((span + v) * element) + round_up_64((tile + v) * element) +
+  // Row pieces run whole vectors, or whole blocks: up to kRowSlackVectors
+  // vectors past the tile.
+  const auto slack = static_cast<size_t>(kRowSlackVectors) * v;
+  const auto span = static_cast<size_t>(input_span(g, g.tile_length + lanes) + g.stride) + slack;
+  return in_per_group * round_up_64((span + v) * element) + round_up_64((tile + slack) * element) +
          round_up_64(in_per_group * static_cast<size_t>(g.kernel_size) * sizeof(void*));
 }
 

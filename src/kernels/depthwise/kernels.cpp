@@ -326,6 +326,34 @@ HWY_NOINLINE void RunChannels(D d, const ChannelRun<T>& r) {
   if (j < r.count) ChannelRemainder<kPositions - 1>(d, r, j, chunks, step, tap_step, r.count - j);
 }
 
+// Channels-last rows in place, position-major: J positions of every block
+// of `r` (the first block; the others follow at N channels apart) before
+// the next J positions, so a task streams through whole input and output
+// rows (Mamba: 6 KiB) instead of walking columns of many rows, which keeps
+// the prefetchers from following (measured ~16 vs ~27 GB/s).
+template <class D, class T>
+HWY_NOINLINE void RunChannelsAcrossBlocks(D d, const ChannelRun<T>& r, int64_t blocks) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  constexpr size_t J = kRowVectors;
+  const int64_t chunks = (r.kernel_size + kTaps - 1) / kTaps;
+  const int64_t block_weights = r.kernel_size * N;
+  for (int64_t j = 0; j < r.count; j += J) {
+    const int64_t positions = std::min<int64_t>(J, r.count - j);
+    ChannelRun<T> block = r;
+    for (int64_t b = 0; b < blocks; ++b) {
+      if (positions == static_cast<int64_t>(J)) {
+        ChannelBlock<J>(d, block, j, chunks, block.step, block.tap_step);
+      } else {
+        ChannelRemainder<J - 1>(d, block, j, chunks, block.step, block.tap_step, positions);
+      }
+      block.x[0] += N;
+      block.weight += block_weights;
+      block.bias += N;
+      block.y += N;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Packing for the channel-vector kernel: P[q - q0][lane] = xpad[n, channel
 // of lane, q] for padded positions q in [q0, q0 + count).
@@ -499,6 +527,30 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
 // ---------------------------------------------------------------------------
 // Length-vector kernel: a vector holds N consecutive outputs of one channel.
 
+// The first `count` (< N) lanes at p, the others zero, and their store:
+// a row's last partial vector read and written in place. Masked on AVX2 and
+// AVX-512 (masked-off lanes never fault); through a buffer elsewhere.
+template <class D, class T>
+HWY_INLINE Vec<D> LoadFirst(D d, const T* p, int64_t count) {
+#if HWY_TARGET <= HWY_AVX2
+  return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(count)), d, p);
+#else
+  HWY_ALIGN T buffer[hn::MaxLanes(D())] = {};
+  std::copy(p, p + count, buffer);
+  return hn::Load(d, buffer);
+#endif
+}
+template <class D, class T>
+HWY_INLINE void StoreFirst(D d, Vec<D> v, T* p, int64_t count) {
+#if HWY_TARGET <= HWY_AVX2
+  hn::BlendedStore(v, hn::FirstN(d, static_cast<size_t>(count)), d, p);
+#else
+  HWY_ALIGN T buffer[hn::MaxLanes(D())];
+  hn::Store(v, d, buffer);
+  std::copy(buffer, buffer + count, p);
+#endif
+}
+
 template <size_t NT, class D, class T, size_t... I>
 HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Vec<D> acc,
                           std::index_sequence<I...>) {
@@ -507,10 +559,10 @@ HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Ve
 }
 
 // y[l] = bias + sum_t weight[t] * taps[t][l], weights held in registers.
-// Row kernels run whole vectors: count is a multiple of N.
+// A last partial vector reads and writes only its `count % N` lanes.
 template <size_t NT, class D, class T>
-HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T* y,
-                           int64_t count) {
+HWY_INLINE void RowFixedInline(D d, const T* const* taps, const T* weight, T bias, T* y,
+                               int64_t count) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   const T* x[NT];
   Vec<D> w[NT];
@@ -532,6 +584,50 @@ HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T
   }
   for (; l + N <= count; l += N) {
     hn::StoreU(RowTaps<NT>(d, w, x, l, b, std::make_index_sequence<NT>()), d, y + l);
+  }
+  if (l < count) {
+    Vec<D> acc = b;
+    for (size_t t = 0; t < NT; ++t) acc = hn::MulAdd(w[t], LoadFirst(d, x[t] + l, count - l), acc);
+    StoreFirst(d, acc, y + l, count - l);
+  }
+}
+template <size_t NT, class D, class T>
+HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T* y,
+                           int64_t count) {
+  RowFixedInline<NT>(d, taps, weight, bias, y, count);
+}
+
+// Rows read and written in place whole (no padding): one call for all rows
+// of a task, so short rows (streaming pushes) cost little more than their
+// FMAs. Row r reads tap t at x + r * x_stride + t * tap_step.
+template <class T>
+struct InPlaceRows {
+  const T* x = nullptr;
+  int64_t x_stride = 0;
+  int64_t tap_step = 1;
+  const T* weight = nullptr;  // [rows][taps]
+  const T* bias = nullptr;    // [rows]
+  T* y = nullptr;
+  int64_t y_stride = 0;
+  int64_t rows = 0;
+  int64_t count = 0;  // outputs per row
+};
+template <size_t NT, class D, class T>
+HWY_NOINLINE void RowsFixed(D d, const InPlaceRows<T>& r) {
+  for (int64_t row = 0; row < r.rows; ++row) {
+    const T* taps[NT];
+    for (size_t t = 0; t < NT; ++t) {
+      taps[t] = r.x + row * r.x_stride + static_cast<int64_t>(t) * r.tap_step;
+    }
+    RowFixedInline<NT>(d, taps, r.weight + row * static_cast<int64_t>(NT), r.bias[row],
+                       r.y + row * r.y_stride, r.count);
+  }
+}
+template <size_t NT, class D, class T>
+HWY_INLINE void RowsDispatch(D d, const InPlaceRows<T>& r, int64_t tap_count) {
+  if constexpr (NT > 0) {
+    if (tap_count == static_cast<int64_t>(NT)) return RowsFixed<NT>(d, r);
+    RowsDispatch<NT - 1>(d, r, tap_count);
   }
 }
 
@@ -562,6 +658,13 @@ HWY_NOINLINE void RowAny(D d, const T* const* taps, const T* weight, int64_t tap
       acc = hn::MulAdd(hn::Set(d, weight[t]), hn::LoadU(d, taps[t] + l), acc);
     }
     hn::StoreU(acc, d, y + l);
+  }
+  if (l < count) {
+    Vec<D> acc = b;
+    for (int64_t t = 0; t < tap_count; ++t) {
+      acc = hn::MulAdd(hn::Set(d, weight[t]), LoadFirst(d, taps[t] + l, count - l), acc);
+    }
+    StoreFirst(d, acc, y + l, count - l);
   }
 }
 
@@ -662,14 +765,263 @@ HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t 
   }
 }
 
+// Stride = dilation = 1 rows on AVX-512, for in-place interiors whose input
+// starts on a vector boundary. A load at residue r > 0 of a 64-byte vector
+// always splits a cache line, and split loads run at half a load per cycle
+// here, so most residues are instead shifted out of two aligned vectors by
+// valignd/valignq (port 5, shared with the FMAs); residues 1, 5, 9, 13 stay
+// split loads, which balances the two (measured on the Conformer K = 31
+// rows: ~145 GFLOP/s vs ~90 with split loads only). Sums run in SharedRow's
+// order (residues ascending, the taps of a residue ascending), so results
+// do not depend on where the aligned blocks start.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr bool kAlignedRows = true;
+template <int R>
+HWY_INLINE Vec<hn::ScalableTag<float>> ShiftLanes(hn::ScalableTag<float>,
+                                                  Vec<hn::ScalableTag<float>> lo,
+                                                  Vec<hn::ScalableTag<float>> hi) {
+  lo.raw = _mm512_castsi512_ps(
+      _mm512_alignr_epi32(_mm512_castps_si512(hi.raw), _mm512_castps_si512(lo.raw), R));
+  return lo;
+}
+template <int R>
+HWY_INLINE Vec<hn::ScalableTag<double>> ShiftLanes(hn::ScalableTag<double>,
+                                                   Vec<hn::ScalableTag<double>> lo,
+                                                   Vec<hn::ScalableTag<double>> hi) {
+  lo.raw = _mm512_castsi512_pd(
+      _mm512_alignr_epi64(_mm512_castpd_si512(hi.raw), _mm512_castpd_si512(lo.raw), R));
+  return lo;
+}
+// acc + w * x in the lanes of `mask`, acc unchanged elsewhere (also for
+// infinite or NaN products): a missing tap costs an FMA slot, not a branch.
+HWY_INLINE Vec<hn::ScalableTag<float>> MulAddIf(hn::ScalableTag<float>, bool enabled,
+                                                Vec<hn::ScalableTag<float>> w,
+                                                Vec<hn::ScalableTag<float>> x,
+                                                Vec<hn::ScalableTag<float>> acc) {
+  acc.raw = _mm512_mask3_fmadd_ps(w.raw, x.raw, acc.raw, enabled ? 0xFFFF : 0);
+  return acc;
+}
+HWY_INLINE Vec<hn::ScalableTag<double>> MulAddIf(hn::ScalableTag<double>, bool enabled,
+                                                 Vec<hn::ScalableTag<double>> w,
+                                                 Vec<hn::ScalableTag<double>> x,
+                                                 Vec<hn::ScalableTag<double>> acc) {
+  acc.raw = _mm512_mask3_fmadd_pd(w.raw, x.raw, acc.raw, enabled ? 0xFF : 0);
+  return acc;
+}
+#else
+constexpr bool kAlignedRows = false;
+#endif
+
+// Output vectors per aligned block (and per block of the row's tail); taps
+// per residue it handles.
+constexpr size_t kAlignedVectors = 12;
+constexpr size_t kAlignedTail = 4;
+constexpr int64_t kAlignedMaxTaps = 2;
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// x[m * N + R .. + N) from the aligned vectors lo = x[m * N ..], hi = the next.
+template <size_t R, class D, class T>
+HWY_INLINE Vec<D> Shifted(D d, Vec<D> lo, Vec<D> hi, const T* x) {
+  if constexpr (R == 0) {
+    return lo;
+  } else if constexpr (R % 4 == 1) {
+    Vec<D> v = hn::LoadU(d, x + R);
+    KeepInRegister(v);
+    return v;
+  } else {
+    return ShiftLanes<static_cast<int>(R)>(d, lo, hi);
+  }
+}
+
+// Residues R, R + 1, of which the first kFull have kTaps taps (r, r + N, ...)
+// and the others kTaps - 1. Step m shifts out input vector m of both
+// residues; with two taps, acc[m - 1] then takes tap r from step m - 1 and
+// tap r + N from step m.
+template <size_t J, int64_t kTaps, size_t R, int64_t kFull, class D, class T>
+HWY_INLINE void AlignedPair(D d, Vec<D>* acc, const T* x, const T* weight) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const Vec<D> w0 = hn::Set(d, weight[R]), w1 = hn::Set(d, weight[R + 1]);
+  if constexpr (kTaps == 1) {
+    HWY_UNROLL(16)
+    for (size_t m = 0; m < J; ++m) {
+      const T* xm = x + static_cast<int64_t>(m) * N;
+      const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
+      if constexpr (kFull > 0) acc[m] = hn::MulAdd(w0, Shifted<R>(d, lo, hi, xm), acc[m]);
+      if constexpr (kFull > 1) acc[m] = hn::MulAdd(w1, Shifted<R + 1>(d, lo, hi, xm), acc[m]);
+    }
+  } else {
+    const Vec<D> v0 = hn::Set(d, weight[kFull > 0 ? R + N : R]);
+    const Vec<D> v1 = hn::Set(d, weight[kFull > 1 ? R + 1 + N : R]);
+    Vec<D> previous0 = hn::Zero(d), previous1 = hn::Zero(d);
+    HWY_UNROLL(16)
+    for (size_t m = 0; m <= J; ++m) {
+      const T* xm = x + static_cast<int64_t>(m) * N;
+      const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
+      const Vec<D> current0 = Shifted<R>(d, lo, hi, xm);
+      const Vec<D> current1 = Shifted<R + 1>(d, lo, hi, xm);
+      if (m >= 1) {
+        Vec<D>& a = acc[m - 1];
+        a = hn::MulAdd(w0, previous0, a);
+        if constexpr (kFull > 0) a = hn::MulAdd(v0, current0, a);
+        a = hn::MulAdd(w1, previous1, a);
+        if constexpr (kFull > 1) a = hn::MulAdd(v1, current1, a);
+      }
+      previous0 = current0;
+      previous1 = current1;
+    }
+  }
+}
+
+// AlignedPair with two taps for any full_residues: tap r + N of a residue
+// r >= full_residues is a masked-off FMA. No branches in the block, which
+// runs ~10% faster than AlignedPair's per-pair dispatch when most residues
+// have both taps (K = 31).
+template <size_t J, size_t R, class D, class T>
+HWY_INLINE void AlignedPairMasked(D d, Vec<D>* acc, const T* x, const T* weight,
+                                  int64_t full_residues) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const bool second0 = static_cast<int64_t>(R) < full_residues;
+  const bool second1 = static_cast<int64_t>(R) + 1 < full_residues;
+  const Vec<D> w0 = hn::Set(d, weight[R]), w1 = hn::Set(d, weight[R + 1]);
+  const Vec<D> v0 = hn::Set(d, weight[second0 ? R + N : R]);
+  const Vec<D> v1 = hn::Set(d, weight[second1 ? R + 1 + N : R]);
+  Vec<D> previous0 = hn::Zero(d), previous1 = hn::Zero(d);
+  HWY_UNROLL(16)
+  for (size_t m = 0; m <= J; ++m) {
+    const T* xm = x + static_cast<int64_t>(m) * N;
+    const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
+    const Vec<D> current0 = Shifted<R>(d, lo, hi, xm);
+    const Vec<D> current1 = Shifted<R + 1>(d, lo, hi, xm);
+    if (m >= 1) {
+      Vec<D>& a = acc[m - 1];
+      a = hn::MulAdd(w0, previous0, a);
+      a = MulAddIf(d, second0, v0, current0, a);
+      a = hn::MulAdd(w1, previous1, a);
+      a = MulAddIf(d, second1, v1, current1, a);
+    }
+    previous0 = current0;
+    previous1 = current1;
+  }
+}
+
+// Residues 2P, 2P + 1 given full_residues = the residues with kTaps taps
+// (kMasked: two taps, through AlignedPairMasked).
+template <size_t J, int64_t kTaps, bool kMasked, size_t P, class D, class T>
+HWY_INLINE void AlignedPairOf(D d, Vec<D>* acc, const T* x, const T* weight,
+                              int64_t full_residues) {
+  if constexpr (kMasked) {
+    static_assert(kTaps == 2);
+    return AlignedPairMasked<J, 2 * P>(d, acc, x, weight, full_residues);
+  }
+  const int64_t full = std::clamp<int64_t>(full_residues - 2 * static_cast<int64_t>(P), 0, 2);
+  if (full == 2) {
+    AlignedPair<J, kTaps, 2 * P, 2>(d, acc, x, weight);
+  } else if (full == 1) {
+    AlignedPair<J, kTaps, 2 * P, 1>(d, acc, x, weight);
+  } else if constexpr (kTaps > 1) {
+    AlignedPair<J, kTaps, 2 * P, 0>(d, acc, x, weight);
+  }
+}
+template <size_t J, int64_t kTaps, bool kMasked, class D, class T, size_t... P>
+HWY_INLINE void AlignedPairs(D d, Vec<D>* acc, const T* x, const T* weight, int64_t full_residues,
+                             std::index_sequence<P...>) {
+  (AlignedPairOf<J, kTaps, kMasked, P>(d, acc, x, weight, full_residues), ...);
+}
+
+// y[l] = bias + sum_k weight[k] * x[l + k] for `vectors` output vectors
+// (a multiple of kAlignedTail) in blocks of J, then of kAlignedTail; x is
+// vector-aligned and x[vectors * N + kTaps * N) stays readable.
+template <size_t J, int64_t kTaps, bool kMasked, class D, class T>
+HWY_INLINE void AlignedBlock(D d, const T* x, const T* weight, int64_t full_residues, T bias,
+                             T* y) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  Vec<D> acc[J];
+  Fill<D>(acc, hn::Set(d, bias), std::make_index_sequence<J>());
+  AlignedPairs<J, kTaps, kMasked>(d, acc, x, weight, full_residues,
+                                  std::make_index_sequence<static_cast<size_t>(N) / 2>());
+  StoreBlock(d, acc, y, N, std::make_index_sequence<J>());
+}
+template <int64_t kTaps, bool kMasked, class D, class T>
+HWY_NOINLINE void AlignedRowTaps(D d, const T* x, const T* weight, int64_t K, T bias, T* y,
+                                 int64_t vectors) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const int64_t full_residues = K - (kTaps - 1) * N;
+  int64_t v = 0;
+  for (; v + static_cast<int64_t>(kAlignedVectors) <= vectors; v += kAlignedVectors) {
+    AlignedBlock<kAlignedVectors, kTaps, kMasked>(d, x + v * N, weight, full_residues, bias,
+                                                  y + v * N);
+  }
+  for (; v < vectors; v += kAlignedTail) {
+    AlignedBlock<kAlignedTail, kTaps, kMasked>(d, x + v * N, weight, full_residues, bias,
+                                               y + v * N);
+  }
+}
+
+template <class D, class T>
+void AlignedRow(D d, const T* x, const T* weight, int64_t K, T bias, T* y, int64_t vectors) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  if (K <= N) {
+    AlignedRowTaps<1, false>(d, x, weight, K, bias, y, vectors);
+  } else if (2 * (K - N) >= N) {
+    // Most residues have both taps: masking wastes few FMAs.
+    AlignedRowTaps<2, true>(d, x, weight, K, bias, y, vectors);
+  } else {
+    AlignedRowTaps<2, false>(d, x, weight, K, bias, y, vectors);
+  }
+}
+#else
+template <class D, class T>
+void AlignedRow(D, const T*, const T*, int64_t, T, T*, int64_t) {}
+#endif
+
 template <class D, class T>
 void ChannelTask(D d, const Args<T>& args, int64_t task, void* scratch) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   const Geometry& g = *args.geometry;
+  const TensorRef<const T>& in = args.input;
+  const TensorRef<T>& out = args.output;
   const TaskIndex index = decode(g, task);
   const int64_t l0 = index.tile * g.tile_length;
   const int64_t l1 = std::min(l0 + g.tile_length, g.out_length);
+  const int64_t s = g.stride, K = g.kernel_size;
+  // Channels-last with a short kernel (memory bound): the interior of the
+  // whole blocks runs position-major, the rest block by block.
+  const int64_t full_end = std::min(index.block_end, g.out_channels / N);
+  int64_t inner0 = l1, inner1 = l1;
+  if (g.blocks_fastest && K <= kMaxStreamedTaps && g.in_per_group == 1 && g.out_per_group == 1 &&
+      in.channel_stride == 1 && out.channel_stride == 1 && full_end > index.block_begin) {
+    const int64_t first = (g.pad_left + s - 1) / s;
+    const int64_t last_start = g.length - 1 + g.pad_left - (K - 1) * g.dilation;
+    const int64_t end = last_start < 0 ? first : last_start / s + 1;
+    inner0 = std::clamp(first, l0, l1);
+    inner1 = std::clamp(end, inner0, l1);
+  }
+  if (inner0 == inner1) {
+    for (int64_t block = index.block_begin; block < index.block_end; ++block) {
+      ChannelBlockTile(d, args, index.n, block, l0, l1, scratch);
+    }
+    return;
+  }
+  ChannelRun<T> run;
+  const int64_t b0 = index.block_begin;
+  run.x[0] =
+      in.data + index.n * in.batch_stride + b0 * N + (inner0 * s - g.pad_left) * in.length_stride;
+  run.step = s * in.length_stride;
+  run.tap_step = g.dilation * in.length_stride;
+  run.weight = args.weight + b0 * K * N;
+  run.bias = args.bias + b0 * N;
+  run.y = out.data + index.n * out.batch_stride + b0 * N + inner0 * out.length_stride;
+  run.y_step = out.length_stride;
+  run.count = inner1 - inner0;
+  run.kernel_size = K;
+  RunChannelsAcrossBlocks(d, run, full_end - b0);
   for (int64_t block = index.block_begin; block < index.block_end; ++block) {
-    ChannelBlockTile(d, args, index.n, block, l0, l1, scratch);
+    if (block >= full_end) {
+      ChannelBlockTile(d, args, index.n, block, l0, l1, scratch);
+      continue;
+    }
+    if (l0 < inner0) ChannelBlockTile(d, args, index.n, block, l0, inner0, scratch);
+    if (inner1 < l1) ChannelBlockTile(d, args, index.n, block, inner1, l1, scratch);
   }
 }
 
@@ -726,16 +1078,18 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   const int64_t s = g.stride, K = g.kernel_size, dil = g.dilation;
   const int64_t taps = g.in_per_group * K;
 
-  const int64_t span = input_span(g, g.tile_length + N) + s;
+  // The layout of scratch_bytes().
+  const int64_t slack = kRowSlackVectors * N;
+  const int64_t span = input_span(g, g.tile_length + N) + s + slack;
   const int64_t phase_length = (span + s - 1) / s;
   const size_t packed_bytes = round_up_64(static_cast<size_t>(span + N) * sizeof(T));
   auto* bytes = static_cast<unsigned char*>(scratch);
   T* packed = reinterpret_cast<T*>(bytes);
   T* row_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
   const int64_t packed_pitch = static_cast<int64_t>(packed_bytes / sizeof(T));
-  const T** tap_pointers =
-      reinterpret_cast<const T**>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes +
-                                  round_up_64(static_cast<size_t>(g.tile_length + N) * sizeof(T)));
+  const T** tap_pointers = reinterpret_cast<const T**>(
+      bytes + static_cast<size_t>(g.in_per_group) * packed_bytes +
+      round_up_64(static_cast<size_t>(g.tile_length + slack) * sizeof(T)));
 
   // Pieces [l0, a) and [b, l1) are packed: they touch the padding (or the
   // rows are strided) and end in a partial vector computed over zeros.
@@ -751,25 +1105,76 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   int64_t a = l0, b = l0;
   if (in_place) {
     a = std::min(l1, l0 + (first - l0 + quantum - 1) / quantum * quantum);
-    b = a + (std::clamp(end, a, l1) - a) / quantum * quantum;
+    // Register-tap rows mask their last partial vector instead.
+    b = shared ? a + (std::clamp(end, a, l1) - a) / quantum * quantum : std::clamp(end, a, l1);
   }
-  const int64_t pieces[4] = {l0, a, b, l1};
   const bool out_in_place = out.length_stride == 1;
+  if (in_place && out_in_place && !shared && a == l0 && b == l1 &&
+      taps <= static_cast<int64_t>(kRegisterTaps) && g.in_per_group == 1 && g.out_per_group == 1) {
+    InPlaceRows<T> rows;
+    rows.x = in.data + n * in.batch_stride + co_begin * in.channel_stride + l0 - g.pad_left;
+    rows.x_stride = in.channel_stride;
+    rows.tap_step = dil;
+    rows.weight = args.weight + co_begin * taps;
+    rows.bias = args.bias + co_begin;
+    rows.y = out.data + n * out.batch_stride + co_begin * out.channel_stride + l0;
+    rows.y_stride = out.channel_stride;
+    rows.rows = co_end - co_begin;
+    rows.count = l1 - l0;
+    return RowsDispatch<kRegisterTaps>(d, rows, taps);
+  }
   const int64_t dil_phase = dil % s, dil_offset = dil / s;
+  // AlignedRow for the interior when its taps fit: [a, b) then starts on
+  // the first output whose input is vector-aligned (per row) and runs whole
+  // blocks; the rest is packed.
+  const int64_t aligned_taps = (K + N - 1) / N;
+  const bool aligned =
+      kAlignedRows && shared && in_place && g.in_per_group == 1 && aligned_taps <= kAlignedMaxTaps;
+  constexpr int64_t kAlignedQuantum = static_cast<int64_t>(kAlignedTail) * N;
   for (int64_t co = co_begin; co < co_end; ++co) {
     const T* rows[2];
+    const int64_t group = g.out_per_group == 1 ? co : co / g.out_per_group;
     for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
-      rows[ci] = in.data + n * in.batch_stride +
-                 (co / g.out_per_group * g.in_per_group + ci) * in.channel_stride;
+      rows[ci] = in.data + n * in.batch_stride + (group * g.in_per_group + ci) * in.channel_stride;
     }
     const T* weight = args.weight + co * taps;
     T* y_row = out.data + n * out.batch_stride + co * out.channel_stride;
+    int64_t row_pieces[4] = {l0, a, b, l1};
+    int64_t aligned_vectors = 0;
+    if (aligned) {
+      const auto element = reinterpret_cast<uintptr_t>(rows[0]) / sizeof(T);
+      const auto misalignment = static_cast<int64_t>(element % static_cast<uintptr_t>(N));
+      const int64_t start = std::max(l0, g.pad_left);
+      const int64_t fa = start + (N - (start - g.pad_left + misalignment) % N) % N;
+      // Whole vectors are loaded up to aligned_taps vectors past the outputs.
+      const int64_t limit = std::min(l1, g.length + g.pad_left - aligned_taps * N);
+      aligned_vectors = limit > fa ? (limit - fa) / kAlignedQuantum * kAlignedQuantum / N : 0;
+      if (aligned_vectors > 0) {
+        row_pieces[1] = fa;
+        row_pieces[2] = fa + aligned_vectors * N;
+      }
+    }
     for (int piece = 0; piece < 3; ++piece) {
-      const int64_t pa = pieces[piece], pb = pieces[piece + 1];
+      const int64_t pa = row_pieces[piece], pb = row_pieces[piece + 1];
       if (pa >= pb) continue;
       const int64_t q0 = pa * s - g.pad_left;
       const int64_t count = pb - pa;
       const int64_t vectors = (count + N - 1) / N * N;
+      if (piece == 1 && aligned_vectors > 0) {
+        T* y = out_in_place ? y_row + pa : row_out + (pa - l0);
+        AlignedRow(d, rows[0] + q0, weight, K, args.bias[co], y, aligned_vectors);
+        continue;
+      }
+      if (piece != 1 && aligned) {
+        // Edges: AlignedRow on an aligned padded copy, in whole blocks.
+        const int64_t blocked = (count + kAlignedQuantum - 1) / kAlignedQuantum * kAlignedQuantum;
+        PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), blocked + aligned_taps * N,
+                phase_length, packed);
+        T* y = row_out + (pa - l0);
+        AlignedRow(d, static_cast<const T*>(packed), weight, K, args.bias[co], y, blocked / N);
+        if (out_in_place) std::copy(y, y + count, y_row + pa);
+        continue;
+      }
       for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
         T* row = packed + ci * packed_pitch;
         if (piece != 1) {
@@ -792,13 +1197,14 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
           }
         }
       }
-      const bool direct = out_in_place && vectors == count;
+      const int64_t outputs = piece == 1 && !shared ? count : vectors;
+      const bool direct = out_in_place && outputs == count;
       T* y = direct ? y_row + pa : row_out + (pa - l0);
       if (shared) {
         const T* rows_at[2] = {tap_pointers[0], tap_pointers[K * (g.in_per_group - 1)]};
         SharedRow(d, rows_at, weight, g.in_per_group, K, args.bias[co], y, vectors);
       } else {
-        RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, vectors);
+        RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, outputs);
       }
       if (out_in_place && !direct) std::copy(y, y + count, y_row + pa);
     }
