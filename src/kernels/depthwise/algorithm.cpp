@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/scratch.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "kernels/depthwise/depthwise.hpp"
@@ -146,26 +147,6 @@ struct CacheLineAllocator {
 template <class T>
 using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
 
-// Per-thread scratch that only grows: no allocation after the first call.
-void* thread_scratch(size_t bytes) {
-  struct Storage {
-    void* data = nullptr;
-    size_t capacity = 0;
-    ~Storage() { std::free(data); }
-  };
-  thread_local Storage storage;
-  if (storage.capacity < bytes) {
-    std::free(storage.data);
-    storage.capacity = kernels::depthwise::round_up_64(bytes);
-    storage.data = std::aligned_alloc(64, storage.capacity);
-    if (storage.data == nullptr) {
-      storage.capacity = 0;
-      throw Error(core::str_cat("depthwise: cannot allocate ", bytes, " bytes of scratch"));
-    }
-  }
-  return storage.data;
-}
-
 class DepthwiseExecutor final : public detail::Executor {
  public:
   explicit DepthwiseExecutor(const Problem& problem)
@@ -233,7 +214,7 @@ class DepthwiseExecutor final : public detail::Executor {
                                  static_cast<int64_t>(sizeof(T));
     if (output_bytes < kParallelOutputBytes) threads = 1;
     core::parallel_for(geometry_.tasks(), threads,
-                       [&](int64_t task) { task_fn(args, task, thread_scratch(bytes)); });
+                       [&](int64_t task) { task_fn(args, task, core::thread_scratch(bytes)); });
   }
 
   const Target& target_;

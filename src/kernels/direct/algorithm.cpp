@@ -14,6 +14,7 @@
 
 #include "core/executor.hpp"
 #include "core/isa.hpp"
+#include "core/scratch.hpp"
 #include "core/threads.hpp"
 #include "kernels/direct/direct.hpp"
 
@@ -43,19 +44,6 @@ constexpr int64_t kTaskOutputBytes = 1024 * 1024;
 constexpr int64_t kTaskStageBytes = 512 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Per-thread scratch that only grows: no allocation after the first call.
-void* thread_scratch(size_t bytes) {
-  thread_local std::unique_ptr<std::byte[]> storage;
-  thread_local size_t capacity = 0;
-  if (capacity < bytes) {
-    storage.reset();
-    storage = std::make_unique<std::byte[]>(bytes + 64);
-    capacity = bytes;
-  }
-  const auto address = reinterpret_cast<uintptr_t>(storage.get());
-  return storage.get() + ((64 - address % 64) % 64);
-}
 
 template <class T>
 struct Packed {
@@ -259,7 +247,7 @@ class DirectExecutor final : public detail::Executor {
           std::min((co_part + 1) * co_blocks / co_parts * block, g.out_channels_per_group);
       task.l_begin = l_part * l_tiles / l_parts * tile;
       task.l_end = std::min((l_part + 1) * l_tiles / l_parts * tile, g.out_length);
-      run_task(args, task, thread_scratch(scratch));
+      run_task(args, task, core::thread_scratch(scratch));
     });
   }
 

@@ -17,6 +17,7 @@
 
 #include "core/executor.hpp"
 #include "core/isa.hpp"
+#include "core/scratch.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "kernels/fft/fft.hpp"
@@ -145,24 +146,6 @@ Geometry best_geometry(const Problem& p, const Target& target) {
     if (n >= whole) break;
   }
   return best;
-}
-
-// Per-thread scratch that only grows: no allocation after the first call.
-// `Use` separates the caller's chunk spectra from the tasks' scratch (the
-// calling thread runs tasks too).
-template <int Use>
-void* thread_scratch(size_t bytes) {
-  thread_local hwy::AlignedFreeUniquePtr<uint8_t[]> storage;
-  thread_local size_t capacity = 0;
-  if (capacity < bytes) {
-    storage = hwy::AllocateAligned<uint8_t>(bytes);
-    if (!storage) {
-      capacity = 0;
-      throw Error(core::str_cat("fft: cannot allocate ", bytes, " bytes of scratch"));
-    }
-    capacity = bytes;
-  }
-  return storage.get();
 }
 
 template <class T>
@@ -327,19 +310,20 @@ class FftExecutor final : public detail::Executor {
     if (g.by_channel) {
       const size_t bytes = kernels::fft::channel_scratch_bytes(g, sizeof(T));
       core::parallel_for(total * g.in_panels, threads, [&](int64_t task) {
-        channel_task(a, task / g.in_panels, task % g.in_panels, thread_scratch<1>(bytes));
+        channel_task(a, task / g.in_panels, task % g.in_panels, core::thread_scratch<1>(bytes));
       });
       return;
     }
     a.spectrum_blocks = chunk_blocks_;
     a.spectra = static_cast<T*>(
-        thread_scratch<0>(kernels::fft::spectra_bytes(g, chunk_blocks_, sizeof(T))));
+        core::thread_scratch<0>(kernels::fft::spectra_bytes(g, chunk_blocks_, sizeof(T))));
     const size_t forward_bytes = kernels::fft::forward_scratch_bytes(g, sizeof(T));
     for (int64_t first = 0; first < total; first += chunk_blocks_) {
       const int64_t count = std::min(chunk_blocks_, total - first);
       a.first_block = first;
       core::parallel_for(count * g.in_panels, threads, [&](int64_t task) {
-        forward_task(a, task / g.in_panels, task % g.in_panels, thread_scratch<1>(forward_bytes));
+        forward_task(a, task / g.in_panels, task % g.in_panels,
+                     core::thread_scratch<1>(forward_bytes));
       });
 
       // Output-side grid: panels first (no extra weight traffic), then
@@ -371,7 +355,7 @@ class FftExecutor final : public detail::Executor {
         task.panel_end = (panel_part + 1) * g.out_panels / panel_parts;
         task.block_begin = block_part * count / block_parts;
         task.block_end = (block_part + 1) * count / block_parts;
-        output_task(a, task, thread_scratch<1>(output_bytes));
+        output_task(a, task, core::thread_scratch<1>(output_bytes));
       });
     }
   }

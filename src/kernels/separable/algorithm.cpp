@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/isa.hpp"
+#include "core/scratch.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "kernels/separable/executor.hpp"
@@ -51,19 +52,6 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // spreads them.
 int64_t spread_pitch(int64_t elements, int64_t element_size) {
   return elements * element_size % 1024 == 0 ? elements + 64 / element_size : elements;
-}
-
-// Per-thread scratch that only grows: no allocation after the first call.
-void* thread_scratch(size_t bytes) {
-  thread_local std::unique_ptr<std::byte[]> storage;
-  thread_local size_t capacity = 0;
-  if (capacity < bytes) {
-    storage.reset();
-    storage = std::make_unique<std::byte[]>(bytes + 64);
-    capacity = bytes;
-  }
-  const auto address = reinterpret_cast<uintptr_t>(storage.get());
-  return storage.get() + ((64 - address % 64) % 64);
 }
 
 Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const Target& target) {
@@ -238,7 +226,7 @@ class FusedExecutor final : public detail::SeparableExecutor {
       task.n = index / l_parts;
       task.l_begin = part * l_tiles / l_parts * tile;
       task.l_end = std::min((part + 1) * l_tiles / l_parts * tile, g.out_length);
-      if (task.l_begin < task.l_end) run_task(args, task, thread_scratch(scratch));
+      if (task.l_begin < task.l_end) run_task(args, task, core::thread_scratch(scratch));
     });
   }
 

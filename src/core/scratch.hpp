@@ -1,0 +1,36 @@
+// Per-thread scratch for the kernels' tasks: it only grows, so after the
+// first call of a given size no task allocates.
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+#include <cstddef>
+#include <cstdlib>
+
+#include "core/strings.hpp"
+
+namespace conv1d::core {
+
+// 64-byte aligned, at least `bytes` long, valid until the same thread asks
+// the same slot again. `Slot` keeps buffers apart that one thread holds at
+// the same time (a caller's buffer while it also runs tasks).
+template <int Slot = 0>
+void* thread_scratch(size_t bytes) {
+  struct Storage {
+    void* data = nullptr;
+    size_t capacity = 0;
+    ~Storage() { std::free(data); }
+  };
+  thread_local Storage storage;
+  if (storage.capacity < bytes) {
+    std::free(storage.data);
+    storage.capacity = (bytes + 63) / 64 * 64;
+    storage.data = std::aligned_alloc(64, storage.capacity);
+    if (storage.data == nullptr) {
+      storage.capacity = 0;
+      throw Error(str_cat("cannot allocate ", bytes, " bytes of scratch"));
+    }
+  }
+  return storage.data;
+}
+
+}  // namespace conv1d::core
