@@ -1,14 +1,18 @@
-// Per-thread scratch for the kernels' tasks: it only grows, so after the
-// first call of a given size no task allocates.
+// Sizes of the kernels' blocks, and per-thread scratch for their tasks:
+// it only grows, so after the first call of a given size no task allocates.
 #pragma once
 
 #include <conv1d/conv1d.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 
 #include "core/strings.hpp"
 
 namespace conv1d::core {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 // 64-byte aligned, at least `bytes` long, valid until the same thread asks
 // the same slot again. `Slot` keeps buffers apart that one thread holds at
@@ -23,7 +27,7 @@ void* thread_scratch(size_t bytes) {
   thread_local Storage storage;
   if (storage.capacity < bytes) {
     std::free(storage.data);
-    storage.capacity = (bytes + 63) / 64 * 64;
+    storage.capacity = round_up_64(bytes);
     storage.data = std::aligned_alloc(64, storage.capacity);
     if (storage.data == nullptr) {
       storage.capacity = 0;

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "core/checked.hpp"
+#include "core/scratch.hpp"
 #include "core/strings.hpp"
 
 namespace conv1d {
@@ -43,7 +44,7 @@ class Buffer {
   std::unique_ptr<std::byte, Free> data_;
 };
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using core::ceil_div;
 
 template <class T>
 TensorRef<T> slice(TensorRef<T> ref, int64_t start, int64_t length) {

@@ -42,7 +42,7 @@ constexpr int64_t kMinTasks = 16;
 // other threads costs more than such a call (streaming pushes: a few us).
 constexpr int64_t kParallelOutputBytes = 128 * 1024;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using core::ceil_div;
 
 Shape choose_shape(const Problem& p, int64_t lanes) {
   if (p.layout != Layout::ncl) return Shape::channel_vectors;

@@ -25,6 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/scratch.hpp"
+
 namespace conv1d::kernels::depthwise {
 
 enum class Shape { channel_vectors, length_vectors };
@@ -97,7 +99,7 @@ inline bool shares_row_loads(const Geometry& g, int64_t lanes) {
 // interiors run position-major over whole blocks (see ChannelTask).
 constexpr int64_t kMaxStreamedTaps = 9;
 
-inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+using core::round_up_64;
 
 // Length-vector rows computed in whole register blocks from a packed copy
 // run up to this many vectors past their outputs (reads and writes).

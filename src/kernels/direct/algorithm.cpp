@@ -43,7 +43,7 @@ constexpr int64_t kLengthTilesPerTask = 4;
 constexpr int64_t kTaskOutputBytes = 1024 * 1024;
 constexpr int64_t kTaskStageBytes = 512 * 1024;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using core::ceil_div;
 
 template <class T>
 struct Packed {

@@ -24,6 +24,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/scratch.hpp"
+
 namespace conv1d::kernels::direct {
 
 enum class Kind { length_vectors, channel_vectors };
@@ -90,7 +92,7 @@ struct Args {
 
 // Scratch of one task, in bytes, each part 64-byte aligned, then (when the
 // output cannot be written in place) a tile of the task's outputs.
-inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+using core::round_up_64;
 // length_vectors: slab, stage and the source index of each staged position.
 inline size_t slab_bytes(const Geometry& g, size_t element_size) {
   return round_up_64(static_cast<size_t>(g.chunk * g.tile_positions) * element_size);

@@ -45,7 +45,7 @@ constexpr int64_t kTaskProductBytes = 1 << 20;
 // balance. Fixed: the grid does not depend on the thread count.
 constexpr int64_t kMinTasks = 8;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using core::ceil_div;
 
 int64_t span_of(const Problem& p) { return (p.kernel_size - 1) * p.dilation + 1; }
 

@@ -26,6 +26,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/scratch.hpp"
+
 namespace conv1d::kernels::fft {
 
 // Plan-time constants shared by every task; sizes in elements.
@@ -108,7 +110,7 @@ struct Args {
 };
 
 // Scratch of one task in bytes (64-byte aligned parts).
-inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+using core::round_up_64;
 // One complex transform of V lanes: H rows of [re V | im V].
 inline size_t transform_bytes(const Geometry& g, size_t element_size) {
   return round_up_64(static_cast<size_t>(g.half * 2 * g.lanes) * element_size);

@@ -46,7 +46,7 @@ constexpr int64_t kTilesPerTask = 4;
 // longer stays in L2, and fusing saves little over two passes.
 constexpr int64_t kMaxChannels = 4096;
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using core::ceil_div;
 
 // Rows a power-of-two bytes apart would share L1 sets; one line more
 // spreads them.

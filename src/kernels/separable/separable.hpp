@@ -27,6 +27,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/scratch.hpp"
+
 namespace conv1d::kernels::separable {
 
 // Plan-time constants shared by every task; sizes in elements.
@@ -87,7 +89,7 @@ struct Task {
   int64_t l_end = 0;
 };
 
-inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+using core::round_up_64;
 
 // Scratch of one task, each part 64-byte aligned: the staged input (NCL:
 // two channels), the
