@@ -1,6 +1,8 @@
 // Plan: selection, misuse errors, concurrency.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <conv1d/conv1d.hpp>
 #include <random>
 #include <string>
@@ -145,6 +147,61 @@ TEST(Plan, BackwardMatchesReference) {
     EXPECT_EQ(gw, ew) << name;
     EXPECT_EQ(gb, eb) << name;
   }
+}
+
+// Plans for two input lengths of one layer share the fft's kernel spectra
+// and the weights copy kept for backward while their weights are equal, and
+// never see each other's weights once those differ.
+TEST(Plan, PlansWithEqualWeightsShareButNeverMix) {
+  std::mt19937_64 rng(11);
+  const Problem short_problem = Problem::parse("mb1ic4oc6iw300kw64sw1dl1pl0pr0g1_nobias");
+  Problem long_problem = short_problem;
+  long_problem.length = 310;
+  const testing::Workload<float> first(short_problem, rng);
+  const testing::Workload<float> second(long_problem, rng);
+  // The long problem's output with the first weights.
+  testing::Activation<float> second_with_first(long_problem.batch, long_problem.out_channels,
+                                               long_problem.out_length(), long_problem.layout);
+  reference::forward<float>(long_problem, second.input.cview(), first.weight.data(),
+                            first.bias_data(), second_with_first.view, 1);
+  // fft is within ~1e-6 of these small-integer sums; a mixed-up weight is off by ~1.
+  const auto max_error = [](TensorRef<const float> actual, TensorRef<const float> expected) {
+    double worst = 0;
+    for (int64_t c = 0; c < actual.channels; ++c) {
+      for (int64_t l = 0; l < actual.length; ++l) {
+        worst = std::max(worst, std::abs(static_cast<double>(actual.at(0, c, l)) -
+                                         static_cast<double>(expected.at(0, c, l))));
+      }
+    }
+    return worst;
+  };
+  const auto run = [&](const Plan& plan, const testing::Workload<float>& work) {
+    auto output = work.output();
+    plan.forward(work.input.cview(), output.view);
+    return output;
+  };
+  PlanOptions fft;
+  fft.algorithm = "fft";
+  Plan a(short_problem, fft);
+  Plan b(long_problem, fft);
+  a.set_weights(first.weight.data(), first.bias_data());
+  b.set_weights(first.weight.data(), first.bias_data());
+  EXPECT_LT(max_error(run(a, first).cview(), first.expected.cview()), 1e-3);
+  EXPECT_LT(max_error(run(b, second).cview(), second_with_first.cview()), 1e-3);
+
+  b.set_weights(second.weight.data(), second.bias_data());
+  EXPECT_LT(max_error(run(b, second).cview(), second.expected.cview()), 1e-3);
+  EXPECT_LT(max_error(run(a, first).cview(), first.expected.cview()), 1e-3);
+
+  // Backward runs on the reference with the kept copy: still the first weights.
+  testing::Activation<float> grad_input(1, short_problem.in_channels, short_problem.length,
+                                        short_problem.layout);
+  testing::Activation<float> expected_grad(1, short_problem.in_channels, short_problem.length,
+                                           short_problem.layout);
+  a.backward_data(first.expected.cview(), grad_input.view);
+  reference::backward_data<float>(short_problem, first.expected.cview(), first.weight.data(),
+                                  expected_grad.view, 1);
+  EXPECT_EQ(testing::count_mismatches<float>(grad_input.cview(), expected_grad.cview()), 0);
 }
 
 TEST(Isa, CapIsRespected) {

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/interned.hpp"
 #include "reference/reference.hpp"
 
 namespace conv1d::algorithms::reference {
@@ -17,35 +18,32 @@ class ReferenceExecutor final : public detail::Executor {
     const Problem& p = problem_;
     const size_t weight_count =
         static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size);
+    weight_ = core::intern_bytes(weight, weight_count * static_cast<size_t>(dtype_size(p.dtype)));
     if (p.dtype == DType::f32) {
-      copy(static_cast<const float*>(weight), static_cast<const float*>(bias), weight_count,
-           static_cast<size_t>(p.out_channels), weight_f32_, bias_f32_);
+      copy_bias(static_cast<const float*>(bias), static_cast<size_t>(p.out_channels), bias_f32_);
     } else {
-      copy(static_cast<const double*>(weight), static_cast<const double*>(bias), weight_count,
-           static_cast<size_t>(p.out_channels), weight_f64_, bias_f64_);
+      copy_bias(static_cast<const double*>(bias), static_cast<size_t>(p.out_channels), bias_f64_);
     }
   }
 
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
-    conv1d::reference::forward(problem_, input, weight_f32_.data(), bias_or_null(bias_f32_),
-                               output, threads);
+    conv1d::reference::forward(problem_, input, weights<float>(), bias_or_null(bias_f32_), output,
+                               threads);
   }
   void forward(TensorRef<const double> input, TensorRef<double> output,
                int threads) const override {
-    conv1d::reference::forward(problem_, input, weight_f64_.data(), bias_or_null(bias_f64_),
-                               output, threads);
+    conv1d::reference::forward(problem_, input, weights<double>(), bias_or_null(bias_f64_), output,
+                               threads);
   }
 
   bool has_backward() const override { return true; }
   void backward_data(TensorRef<const float> grad_output, TensorRef<float> grad_input,
                      int threads) const override {
-    conv1d::reference::backward_data(problem_, grad_output, weight_f32_.data(), grad_input,
-                                     threads);
+    conv1d::reference::backward_data(problem_, grad_output, weights<float>(), grad_input, threads);
   }
   void backward_data(TensorRef<const double> grad_output, TensorRef<double> grad_input,
                      int threads) const override {
-    conv1d::reference::backward_data(problem_, grad_output, weight_f64_.data(), grad_input,
-                                     threads);
+    conv1d::reference::backward_data(problem_, grad_output, weights<double>(), grad_input, threads);
   }
   void backward_weight(TensorRef<const float> input, TensorRef<const float> grad_output,
                        float* grad_weight, float* grad_bias, int threads) const override {
@@ -60,9 +58,11 @@ class ReferenceExecutor final : public detail::Executor {
 
  private:
   template <class T>
-  static void copy(const T* weight, const T* bias, size_t weight_count, size_t bias_count,
-                   std::vector<T>& weights, std::vector<T>& biases) {
-    weights.assign(weight, weight + weight_count);
+  const T* weights() const {
+    return reinterpret_cast<const T*>(weight_->data());
+  }
+  template <class T>
+  static void copy_bias(const T* bias, size_t bias_count, std::vector<T>& biases) {
     if (bias != nullptr) {
       biases.assign(bias, bias + bias_count);
     } else {
@@ -74,8 +74,11 @@ class ReferenceExecutor final : public detail::Executor {
     return biases.empty() ? nullptr : biases.data();
   }
 
-  std::vector<float> weight_f32_, bias_f32_;
-  std::vector<double> weight_f64_, bias_f64_;
+  // Shared with other plans holding the same weights (a layer's plans for
+  // other input lengths).
+  std::shared_ptr<const std::vector<std::byte>> weight_;
+  std::vector<float> bias_f32_;
+  std::vector<double> bias_f64_;
 };
 
 }  // namespace

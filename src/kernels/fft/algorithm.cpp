@@ -9,13 +9,16 @@
 #include <complex>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <numbers>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/interned.hpp"
 #include "core/isa.hpp"
 #include "core/scratch.hpp"
 #include "core/strings.hpp"
@@ -148,10 +151,43 @@ Geometry best_geometry(const Problem& p, const Target& target) {
   return best;
 }
 
+// What the kernel spectra depend on besides the weights: plans of one
+// layer for different input lengths usually agree on all of it.
+struct SpectraLayout {
+  const void* target = nullptr;  // the ISA (its transform rounds differently)
+  int64_t fft_size = 0, lanes = 0, groups = 0, in_per_group = 0, out_channels = 0;
+  int64_t task_groups = 0, task_out_channels = 0, out_panels = 0, kernel_size = 0, dilation = 0;
+  bool operator==(const SpectraLayout&) const = default;
+};
+
+// Kernel spectra with the weights they were made from. Plans whose layouts
+// and weights are equal share one (transforming wav2vec2's positional
+// convolution takes ~50 ms; comparing its weights well under 1 ms), so a
+// layer that sees a new input length does not pay the transform again.
 template <class T>
-struct Tables {
+struct Spectra {
+  SpectraLayout layout;
+  std::shared_ptr<const std::vector<std::byte>> source_weight;  // core::intern_bytes
+  std::vector<T> source_bias;                                   // empty without bias
   hwy::AlignedFreeUniquePtr<T[]> weight;
   std::vector<T> bias;
+};
+
+// The spectra alive in the process (held by plans, not by this list).
+template <class T>
+struct SpectraRegistry {
+  std::mutex mutex;
+  std::vector<std::weak_ptr<const Spectra<T>>> entries;
+};
+template <class T>
+SpectraRegistry<T>& spectra_registry() {
+  static SpectraRegistry<T> registry;
+  return registry;
+}
+
+template <class T>
+struct Tables {
+  std::shared_ptr<const Spectra<T>> spectra;
   std::vector<T> twiddle_re, twiddle_im, split_re, split_im;
 };
 
@@ -216,9 +252,8 @@ class FftExecutor final : public detail::Executor {
     }
   }
 
-  // Transforms each kernel in double and stores conj(spectrum) / 2N:
-  // V kernels at a time, one per vector lane (lanes never mix, so a zero
-  // kernel gives exact zeros), with the same transform as the blocks.
+  // The kernel spectra for these weights: shared with another plan's when
+  // the layout and the weights are the same, else transformed.
   template <class T>
   void pack(const T* weight, const T* bias, Tables<T>& tables) {
     const Problem& p = problem_;
@@ -226,12 +261,61 @@ class FftExecutor final : public detail::Executor {
     const int64_t lanes = g.lanes;
     const int64_t cin = g.in_per_group;
     const int64_t K = p.kernel_size;
+    SpectraLayout layout{&target_,
+                         g.fft_size,
+                         lanes,
+                         g.groups,
+                         cin,
+                         g.out_channels,
+                         g.task_groups(),
+                         g.task_out_channels(),
+                         g.out_panels,
+                         K,
+                         p.dilation};
+    // Equal weights are one interned copy: comparing them is comparing pointers.
+    auto source =
+        core::intern_bytes(weight, static_cast<size_t>(p.out_channels * cin * K) * sizeof(T));
+    SpectraRegistry<T>& registry = spectra_registry<T>();
+    {
+      std::lock_guard lock(registry.mutex);
+      std::erase_if(registry.entries, [](const auto& entry) { return entry.expired(); });
+      for (const auto& entry : registry.entries) {
+        std::shared_ptr<const Spectra<T>> other = entry.lock();
+        if (other && other->layout == layout && other->source_weight == source &&
+            other->source_bias.empty() == (bias == nullptr) &&
+            (bias == nullptr ||
+             std::equal(other->source_bias.begin(), other->source_bias.end(), bias))) {
+          tables.spectra = std::move(other);
+          return;
+        }
+      }
+    }
+    auto made = std::make_shared<Spectra<T>>();
+    made->layout = layout;
+    made->source_weight = std::move(source);
+    if (bias != nullptr) made->source_bias.assign(bias, bias + p.out_channels);
     const auto size =
         static_cast<size_t>(g.task_groups() * g.bins * cin * g.out_panels * 2 * lanes);
-    if (!tables.weight) tables.weight = hwy::AllocateAligned<T>(size);
-    std::fill(tables.weight.get(), tables.weight.get() + size, T(0));
-    tables.bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
-    if (bias != nullptr) std::copy(bias, bias + p.out_channels, tables.bias.begin());
+    made->weight = hwy::AllocateAligned<T>(size);
+    std::fill(made->weight.get(), made->weight.get() + size, T(0));
+    made->bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
+    if (bias != nullptr) std::copy(bias, bias + p.out_channels, made->bias.begin());
+    transform_kernels(weight, *made);
+    tables.spectra = made;
+    std::lock_guard lock(registry.mutex);
+    registry.entries.push_back(made);
+  }
+
+  // Transforms each kernel in double and stores conj(spectrum) / 2N:
+  // V kernels at a time, one per vector lane (lanes never mix, so a zero
+  // kernel gives exact zeros), with the same transform as the blocks.
+  template <class T>
+  void transform_kernels(const T* weight, Spectra<T>& spectra) const {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
+    const int64_t lanes = g.lanes;
+    const int64_t cin = g.in_per_group;
+    const int64_t K = p.kernel_size;
 
     // The real kernel h (N samples) as z[r] = h[2r] + i h[2r+1] through a
     // complex FFT of H points, then split as in the kernels.
@@ -271,7 +355,7 @@ class FftExecutor final : public detail::Executor {
           const int64_t group = co / g.task_out_channels();
           const int64_t local = co % g.task_out_channels();
           first_bin[static_cast<size_t>(lane)] =
-              tables.weight.get() +
+              spectra.weight.get() +
               ((group * g.bins * cin + ci) * g.out_panels + local / lanes) * 2 * lanes +
               local % lanes;
         }
@@ -300,8 +384,8 @@ class FftExecutor final : public detail::Executor {
     a.geometry = &g;
     a.input = input;
     a.output = output;
-    a.weight = tables.weight.get();
-    a.bias = tables.bias.data();
+    a.weight = tables.spectra->weight.get();
+    a.bias = tables.spectra->bias.data();
     a.twiddle_re = tables.twiddle_re.data();
     a.twiddle_im = tables.twiddle_im.data();
     a.split_re = tables.split_re.data();
