@@ -7,7 +7,7 @@
 // foreach_target.h must come first.
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
-
+// After hwy/highway.h: per-target code.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -15,129 +15,25 @@
 
 #include "core/padding.hpp"
 #include "kernels/direct/direct.hpp"
+#include "kernels/gemm/tile-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace conv1d::kernels::direct {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// 6 x 4 zmm accumulators (6 channels x 64 positions) + 4 input vectors + 1
-// broadcast = 29 of 32 registers; 10 loads per 24 FMAs keeps both FMA pipes
-// busy with the load ports to spare.
-constexpr size_t kRows = 6;
-constexpr size_t kVectors = 4;
-#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-// One lane: 16 scalar accumulators, for portability rather than speed.
-constexpr size_t kRows = 4;
-constexpr size_t kVectors = 4;
-#else
-// 16 registers: 4 x 3 accumulators + 3 inputs + 1 broadcast.
-constexpr size_t kRows = 4;
-constexpr size_t kVectors = 3;
-#endif
+namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
+using tile::kRows;
+using tile::kVectors;
+using tile::TileArgs;
 
-// Prefetches the packed weights 1 KiB (~40 steps, ~500 cycles) ahead of
-// `p`. The stream is contiguous across tile calls, but the hardware
-// prefetcher restarts at every 4 KiB page; on layers whose weights come
-// from L3 this measured 2-5% faster. Integer arithmetic: the address may lie
-// past the array (prefetches never fault), and GCC deletes loops of
-// __builtin_prefetch alone, so x86 uses an asm prefetch.
-HWY_INLINE void PrefetchAhead(const void* p) {
-  const uintptr_t ahead = reinterpret_cast<uintptr_t>(p) + 1024;
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
-  asm volatile("prefetcht0 %0" : : "m"(*reinterpret_cast<const char*>(ahead)));
-#else
-  hwy::Prefetch(reinterpret_cast<const char*>(ahead));
-#endif
-}
-
-// What one register tile reads; see Tile.
-template <class T>
-struct TileArgs {
-  // length_vectors: the slab; channel_vectors: the weight panel. Rows of
-  // kVectors * Lanes elements, one per reduction step, 64-byte aligned.
-  const T* vectors;
-  // length_vectors: packed weights, kRows per step; channel_vectors: the
-  // staged input of the tile's first position, rows `row_pitch` apart, read
-  // at offsets[step].
-  const T* broadcasts;
-  const int64_t* offsets;
-  size_t row_pitch;
-  size_t steps;  // >= 1
-  // length_vectors: one per tile row; channel_vectors: one per vector lane.
-  const T* bias;
-  T* out;
-  size_t out_pitch;  // elements between tile rows in `out`
-};
-
-// out[m][i] = (Accumulate ? out[m][i] : bias) + sum_r b[r][m] * v[r][i] for
-// m < M, i < NV * Lanes: per step, NV vector loads and M broadcasts feed
-// M * NV FMAs. The order over r is the same for every tile shape, so
-// results do not depend on the tiling or the thread count. Branch-free
-// (Accumulate is a template parameter) so that GCC keeps the accumulators
-// in registers from the first load to the last store.
-template <Kind kKind, size_t M, size_t NV, bool Accumulate, class T>
-void Tile(const TileArgs<T>& a) {
-  const hn::ScalableTag<T> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t lanes = hn::Lanes(d);
-  const size_t vector_pitch = kVectors * lanes;
-  constexpr bool kByLength = kKind == Kind::length_vectors;
-  // Locals, not members of `a`: stores through `out` could alias them.
-  T* HWY_RESTRICT out = a.out;
-  const size_t out_pitch = a.out_pitch;
-  const size_t row_pitch = a.row_pitch;
-  V acc[M][NV];
-  for (size_t m = 0; m < M; ++m) {
-    for (size_t v = 0; v < NV; ++v) {
-      if constexpr (Accumulate) {
-        acc[m][v] = hn::LoadU(d, out + m * out_pitch + v * lanes);
-      } else if constexpr (kByLength) {
-        acc[m][v] = hn::Set(d, a.bias[m]);
-      } else {
-        acc[m][v] = hn::LoadU(d, a.bias + v * lanes);
-      }
-    }
-  }
-  const T* HWY_RESTRICT vectors = a.vectors;
-  const T* HWY_RESTRICT broadcasts = a.broadcasts;
-  const int64_t* HWY_RESTRICT offsets = a.offsets;
-  size_t steps = a.steps;
-  // A do-while (steps >= 1) spares GCC a zero-trip path that would stage
-  // the accumulators on the stack.
-  do {
-    V x[NV];
-    for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
-    if constexpr (kByLength) {
-      PrefetchAhead(broadcasts);
-      for (size_t m = 0; m < M; ++m) {
-        const V b = hn::Set(d, broadcasts[m]);
-        for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
-      }
-      broadcasts += kRows;
-    } else {
-      const T* HWY_RESTRICT row = broadcasts + *offsets++;
-      for (size_t m = 0; m < M; ++m) {
-        const V b = hn::Set(d, row[m * row_pitch]);
-        for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
-      }
-    }
-    vectors += vector_pitch;
-  } while (--steps != 0);
-  for (size_t m = 0; m < M; ++m) {
-    for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[m][v], d, out + m * out_pitch + v * lanes);
-  }
-}
-
-template <Kind kKind, size_t M, size_t NV, class T>
-HWY_INLINE void Call(const TileArgs<T>& a, bool accumulate) {
-  if (accumulate) {
-    Tile<kKind, M, NV, true>(a);
-  } else {
-    Tile<kKind, M, NV, false>(a);
-  }
-}
+// length_vectors: rows = output channels, broadcasts = packed weights;
+// channel_vectors: rows = positions, broadcasts = the staged input at
+// offsets[step], vectors = the weight panel.
+template <Kind kKind>
+constexpr tile::Broadcasts kBroadcasts =
+    kKind == Kind::length_vectors ? tile::Broadcasts::rows_per_step_streamed
+                                  : tile::Broadcasts::offsets;
 
 // Runs a tile whose rows hold `valid` (< NV * Lanes) outputs on a full-width
 // copy, so the kernel stays branch-free and never touches memory past
@@ -146,17 +42,19 @@ template <Kind kKind, size_t M, size_t NV, class T>
 void AnyTile(const TileArgs<T>& a, bool accumulate, size_t valid) {
   const hn::ScalableTag<T> d;
   const size_t width = NV * hn::Lanes(d);
-  if (valid == width) return Call<kKind, M, NV>(a, accumulate);
+  if (valid == width) return tile::CallTile<kBroadcasts<kKind>, M, NV>(a, accumulate);
   HWY_ALIGN T buffer[M * NV * hn::MaxLanes(d)];
   TileArgs<T> copy = a;
   copy.out = buffer;
   copy.out_pitch = width;
+  copy.partial = buffer;
+  copy.partial_pitch = width;
   if (accumulate) {
     for (size_t m = 0; m < M; ++m) {
       std::memcpy(buffer + m * width, a.out + m * a.out_pitch, valid * sizeof(T));
     }
   }
-  Call<kKind, M, NV>(copy, accumulate);
+  tile::CallTile<kBroadcasts<kKind>, M, NV>(copy, accumulate);
   for (size_t m = 0; m < M; ++m) {
     std::memcpy(a.out + m * a.out_pitch, buffer + m * width, valid * sizeof(T));
   }
@@ -354,7 +252,9 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
 
   TileArgs<T> a{};
   a.vectors = slab;
+  a.vector_pitch = static_cast<size_t>(tile_positions);
   a.out_pitch = static_cast<size_t>(out_pitch);
+  a.partial_pitch = a.out_pitch;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
     const bool accumulate = r0 > 0;
@@ -372,6 +272,7 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         const int64_t m = std::min(rows, task.co_end - co);
         a.bias = bias + co;
         a.out = out_base + (co - task.co_begin) * out_pitch + (l0 - task.l_begin);
+        a.partial = a.out;
         kTiles<Kind::length_vectors, T>[static_cast<size_t>(
             (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
                                                                      static_cast<size_t>(valid));
@@ -439,7 +340,9 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
 
   TileArgs<T> a{};
   a.row_pitch = static_cast<size_t>(g.stride * g.position_pitch);
+  a.vector_pitch = static_cast<size_t>(block_channels);
   a.out_pitch = static_cast<size_t>(out_pitch);
+  a.partial_pitch = a.out_pitch;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
     const bool accumulate = r0 > 0;
@@ -458,6 +361,7 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
         const int64_t m = std::min(rows, task.l_end - l0);
         a.broadcasts = stage + (l0 - task.l_begin) * g.stride * g.position_pitch;
         a.out = out_base + (l0 - task.l_begin) * out_pitch + (co - task.co_begin);
+        a.partial = a.out;
         kTiles<Kind::channel_vectors, T>[static_cast<size_t>(
             (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
                                                                      static_cast<size_t>(valid));

@@ -6,13 +6,14 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 // foreach_target.h must come first.
 #include <hwy/highway.h>
-
+// After hwy/highway.h: per-target code.
 #include <algorithm>
 #include <array>
 #include <cstring>
 #include <utility>
 
 #include "core/padding.hpp"
+#include "kernels/gemm/tile-inl.h"
 #include "kernels/separable/separable.hpp"
 
 HWY_BEFORE_NAMESPACE();
@@ -20,19 +21,10 @@ namespace conv1d::kernels::separable {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// 6 x 4 zmm accumulators + 4 vector operands + 1 broadcast = 29 of 32
-// registers; 10 loads per 24 FMAs keep both FMA pipes busy.
-constexpr size_t kRows = 6;
-constexpr size_t kVectors = 4;
-#elif HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
-constexpr size_t kRows = 4;
-constexpr size_t kVectors = 4;
-#else
-// 16 registers: 4 x 3 accumulators + 3 operands + 1 broadcast.
-constexpr size_t kRows = 4;
-constexpr size_t kVectors = 3;
-#endif
+namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
+using tile::kRows;
+using tile::kVectors;
+using tile::TileArgs;
 
 // Positions the channels-last depthwise loop computes at once: they share
 // each weight load.
@@ -44,85 +36,11 @@ constexpr int64_t kDepthwisePositions = 4;
 // channels (the packed weight panel), broadcasts come from the mid rows.
 enum class Kind { by_length, by_channel };
 
-template <class T>
-struct TileArgs {
-  const T* vectors;  // kVectors * Lanes elements per step, vector_pitch apart, aligned
-  size_t vector_pitch;
-  const T* broadcasts;
-  size_t row_pitch;  // by_channel: elements between the broadcast rows
-  size_t steps;      // >= 1
-  const T* bias;     // by_length: one per tile row; by_channel: one per lane
-  // Accumulating tiles start from `partial` (aligned, the task's tile of
-  // partial sums); every tile stores to `out`, which may be that tile or,
-  // for the last reduction chunk, the output tensor.
-  const T* partial;
-  size_t partial_pitch;
-  T* out;
-  size_t out_pitch;
-};
-
-// out[m][i] = (Accumulate ? partial[m][i] : bias) + sum_r b[r][m] * v[r][i] for
-// m < M, i < NV * Lanes, summed in step order whatever the tile shape, so
-// results do not depend on the tiling or the thread count. Branch-free so
-// that GCC keeps the accumulators in registers.
-template <Kind kKind, size_t M, size_t NV, bool Accumulate, class T>
-void Tile(const TileArgs<T>& a) {
-  const hn::ScalableTag<T> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t lanes = hn::Lanes(d);
-  const size_t vector_pitch = a.vector_pitch;
-  constexpr bool kByLength = kKind == Kind::by_length;
-  T* HWY_RESTRICT out = a.out;
-  const size_t out_pitch = a.out_pitch;
-  const T* HWY_RESTRICT partial = a.partial;
-  const size_t partial_pitch = a.partial_pitch;
-  const size_t row_pitch = a.row_pitch;
-  V acc[M][NV];
-  for (size_t m = 0; m < M; ++m) {
-    for (size_t v = 0; v < NV; ++v) {
-      if constexpr (Accumulate) {
-        acc[m][v] = hn::Load(d, partial + m * partial_pitch + v * lanes);
-      } else if constexpr (kByLength) {
-        acc[m][v] = hn::Set(d, a.bias[m]);
-      } else {
-        acc[m][v] = hn::LoadU(d, a.bias + v * lanes);
-      }
-    }
-  }
-  const T* HWY_RESTRICT vectors = a.vectors;
-  const T* HWY_RESTRICT broadcasts = a.broadcasts;
-  size_t steps = a.steps;
-  do {
-    V x[NV];
-    for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
-    if constexpr (kByLength) {
-      for (size_t m = 0; m < M; ++m) {
-        const V b = hn::Set(d, broadcasts[m]);
-        for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
-      }
-      broadcasts += kRows;
-    } else {
-      for (size_t m = 0; m < M; ++m) {
-        const V b = hn::Set(d, broadcasts[m * row_pitch]);
-        for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
-      }
-      broadcasts += 1;
-    }
-    vectors += vector_pitch;
-  } while (--steps != 0);
-  for (size_t m = 0; m < M; ++m) {
-    for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[m][v], d, out + m * out_pitch + v * lanes);
-  }
-}
-
-template <Kind kKind, size_t M, size_t NV, class T>
-void AnyTile(const TileArgs<T>& a, bool accumulate) {
-  if (accumulate) {
-    Tile<kKind, M, NV, true>(a);
-  } else {
-    Tile<kKind, M, NV, false>(a);
-  }
-}
+// by_length: broadcasts are packed weights (kRows a step); by_channel:
+// rows of the mid tile, one element further each step.
+template <Kind kKind>
+constexpr tile::Broadcasts kBroadcasts =
+    kKind == Kind::by_length ? tile::Broadcasts::rows_per_step : tile::Broadcasts::consecutive;
 
 template <class T>
 using TileFn = void (*)(const TileArgs<T>&, bool);
@@ -130,7 +48,7 @@ using TileFn = void (*)(const TileArgs<T>&, bool);
 // Tiles<kind, T>[(M - 1) * kVectors + (NV - 1)]: every tail shape.
 template <Kind kKind, class T, size_t... I>
 constexpr std::array<TileFn<T>, sizeof...(I)> MakeTiles(std::index_sequence<I...>) {
-  return {&AnyTile<kKind, I / kVectors + 1, I % kVectors + 1, T>...};
+  return {&tile::CallTile<kBroadcasts<kKind>, I / kVectors + 1, I % kVectors + 1, T>...};
 }
 template <Kind kKind, class T>
 constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
