@@ -52,6 +52,27 @@ void fill_small_integers(TensorRef<T> view, std::mt19937_64& rng) {
   }
 }
 
+// One of the padding kinds a user can write, drawn for a sweep: 'same'
+// (or 'valid' when the stride forbids it), causal, 'valid', or explicit
+// left/right amounts up to max_side.
+inline Padding draw_padding(std::mt19937_64& rng, int64_t stride, int64_t max_side) {
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  switch (pick(0, 4)) {
+    case 0:
+      return stride == 1 ? Padding::same() : Padding::valid();
+    case 1:
+      return Padding::causal();
+    case 2:
+      return Padding::valid();
+    default: {
+      const int64_t left = pick(0, max_side);
+      return Padding::asymmetric(left, pick(0, max_side));
+    }
+  }
+}
+
 // Inputs, weights and the reference output for one problem.
 template <class T>
 struct Workload {

@@ -51,19 +51,7 @@ Problem draw_problem(std::mt19937_64& rng) {
     p.dilation = pick(0, 2) == 0 ? pick(2, 5) : 1;
     p.bias = pick(0, 3) != 0;
     p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
-    switch (pick(0, 4)) {
-      case 0:
-        p.padding = p.stride == 1 ? Padding::same() : Padding::valid();
-        break;
-      case 1:
-        p.padding = Padding::causal();
-        break;
-      case 2:
-        p.padding = Padding::valid();
-        break;
-      default:
-        p.padding = Padding::asymmetric(pick(0, 4), pick(0, 4));
-    }
+    p.padding = testing::draw_padding(rng, p.stride, 4);
     const int64_t length = pick(0, 2) == 0 ? pick(1, 300) : kEdgeLengths[pick(0, 23)];
     const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
     const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;

@@ -64,19 +64,7 @@ Case draw_case(std::mt19937_64& rng) {
     p.stride = pick(0, 2) == 0 ? pick(2, 5) : 1;
     p.dilation = pick(0, 2) == 0 ? pick(2, 4) : 1;
     p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
-    switch (pick(0, 4)) {
-      case 0:
-        p.padding = p.stride == 1 ? Padding::same() : Padding::valid();
-        break;
-      case 1:
-        p.padding = Padding::causal();
-        break;
-      case 2:
-        p.padding = Padding::valid();
-        break;
-      default:
-        p.padding = Padding::asymmetric(pick(0, 6), pick(0, 6));
-    }
+    p.padding = testing::draw_padding(rng, p.stride, 6);
     p.depthwise_bias = pick(0, 2) != 0;
     p.pointwise_bias = pick(0, 2) != 0;
     c.batch = pick(1, 3);
