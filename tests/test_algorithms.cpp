@@ -290,6 +290,70 @@ TEST_P(AlgorithmSweep, ThreadCountDoesNotChangeBits) {
   }
 }
 
+template <class T>
+int64_t run_strided_output(const Problem& problem, int64_t output_gap, std::mt19937_64& rng) {
+  Workload<T> work(problem, rng);
+  Plan plan(problem, {"depthwise", 1});
+  plan.set_weights(work.weight.data(), work.bias_data());
+  auto output = work.output(output_gap);
+  plan.forward(work.input.cview(), output.view);
+  return count_mismatches<T>(output.cview(), work.expected.cview());
+}
+
+// Depthwise rows of stride 1 with 9..2N taps (AVX-512 computes them from
+// input vectors shifted in registers, reading the row in place): lengths
+// around the register blocks, padding that reaches several vectors into the
+// row, every padding mode, depth multipliers, rows split into several tiles.
+TEST_P(AlgorithmSweep, DepthwiseShiftedRows) {
+  const std::string& algorithm = std::get<0>(GetParam());
+  if (algorithm != "depthwise") GTEST_SKIP() << "depthwise rows only";
+  std::mt19937_64 rng(31);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  constexpr int64_t kLengths[] = {1,   3,   15,  16,  17,  40,   127, 128,
+                                  129, 160, 161, 250, 300, 1000, 4200};
+  int checked = 0;
+  for (int i = 0; i < 240; ++i) {
+    ConvParams p;
+    const bool f64 = i % 4 == 3;
+    p.kernel_size = f64 ? pick(9, 16) : pick(9, 32);
+    p.groups = pick(1, 3);
+    p.in_channels = p.groups;
+    p.out_channels = p.groups * pick(1, 2);
+    p.bias = pick(0, 3) != 0;
+    p.padding_mode = static_cast<PaddingMode>(i % 4);
+    switch (pick(0, 3)) {
+      case 0:
+        p.padding = Padding::valid();
+        break;
+      case 1:
+        p.padding = Padding::same();
+        break;
+      case 2:
+        p.padding = Padding::asymmetric(p.kernel_size - 1, 0);
+        break;
+      default:
+        p.padding = Padding::asymmetric(pick(0, 40), pick(0, 40));
+    }
+    Problem problem;
+    try {
+      problem = Problem::make(p, pick(1, 2), kLengths[pick(0, 14)], f64 ? DType::f64 : DType::f32,
+                              Layout::ncl);
+    } catch (const Error&) {
+      continue;  // kernel wider than the padded input, or padding too wide for its mode
+    }
+    if (!supports(algorithm, problem)) continue;
+    ++checked;
+    // Every third problem writes a strided output (the input stays in place).
+    const int64_t output_gap = i % 3 == 2 ? 2 : 1;
+    const int64_t mismatches = f64 ? run_strided_output<double>(problem, output_gap, rng)
+                                   : run_strided_output<float>(problem, output_gap, rng);
+    EXPECT_EQ(mismatches, 0) << problem.to_string() << " (output gap " << output_gap << ")";
+  }
+  EXPECT_GT(checked, 150);
+}
+
 std::vector<AlgorithmAndIsa> algorithm_isa_pairs() {
   std::vector<AlgorithmAndIsa> pairs;
   for (const auto& algorithm : algorithm_names()) {

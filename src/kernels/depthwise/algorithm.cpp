@@ -236,20 +236,20 @@ std::optional<std::string> why_not(const Problem& p) {
 }
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
-// whichever is slower. Fractions measured on one AVX-512 core here (peak
-// ~235 GFLOP/s): Conformer K = 31 reaches ~110 GFLOP/s as NCL rows with
-// aligned AVX-512 loads (~90 without), ~120 as channels-last channel
-// vectors.
+// whichever is slower. Fractions measured on one AVX-512 core (peak
+// ~215-235 GFLOP/s): Conformer K = 31 reaches ~160 GFLOP/s as NCL rows
+// shifted in registers (~90 with unaligned loads only), ~120 as
+// channels-last channel vectors.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::depthwise::chosen_target();
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   // Two FMA pipes x lanes x 2 flops at ~3.3 GHz (AVX-512 f32: ~210 GFLOP/s).
   const double peak = 4.0 * static_cast<double>(lanes) * 3.3e9;
   double efficiency = 0.4;  // rows: bound by cache-line-split loads
-  // AVX-512 rows whose taps fit two vectors shift aligned loads instead.
+  // AVX-512 rows whose taps fit two vectors shift whole loads instead.
   if (target.lanes_f32 == 16 && p.stride == 1 && p.dilation == 1 &&
       p.in_channels_per_group() == 1 && p.kernel_size <= 2 * lanes) {
-    efficiency = 0.5;
+    efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
   }
   if (choose_shape(p, lanes) == Shape::channel_vectors) {
     efficiency = p.stride == p.dilation ? 0.65 : 0.4;  // taps share loads, or not

@@ -16,9 +16,10 @@
 // - "lanes = length" (length-vectorised): a SIMD vector holds V consecutive
 //   output positions of one channel row and the weights are broadcasts. NCL
 //   rows are read in place (no transposes), so memory-bound layers (K = 4)
-//   move each byte once; on AVX-512, stride-1 rows with K <= 2V load aligned
-//   vectors and shift lanes out of them (AlignedRow). Channels-last layers
-//   with short kernels run position-major, streaming whole rows.
+//   move each byte once; on AVX-512, stride-1 rows with 9 <= K <= 2V load
+//   whole vectors once and shift lanes out of them in registers
+//   (ShiftedRow, K = 31 and 9 among them). Channels-last layers with short
+//   kernels run position-major, streaming whole rows.
 #pragma once
 
 #include <conv1d/conv1d.hpp>

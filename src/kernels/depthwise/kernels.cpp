@@ -765,17 +765,24 @@ HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t 
   }
 }
 
-// Stride = dilation = 1 rows on AVX-512, for in-place interiors whose input
-// starts on a vector boundary. A load at residue r > 0 of a 64-byte vector
-// always splits a cache line, and split loads run at half a load per cycle
-// here, so most residues are instead shifted out of two aligned vectors by
-// valignd/valignq (port 5, shared with the FMAs); residues 1, 5, 9, 13 stay
-// split loads, which balances the two (measured on the Conformer K = 31
-// rows: ~145 GFLOP/s vs ~90 with split loads only). Sums run in SharedRow's
-// order (residues ascending, the taps of a residue ascending), so results
-// do not depend on where the aligned blocks start.
+// Stride = dilation = 1 rows of up to 2N taps on AVX-512 (ShiftedRow). A
+// block of J output vectors loads the J + 2 input vectors under it once and
+// keeps them in registers; the input at residue r (x[m*N + r ..]) is shifted
+// out of two of them by valignd/valignq rather than loaded unaligned, since
+// every such load splits a cache line and split loads run at about half a
+// load per cycle. The residue-r vector at step m feeds tap r of output
+// vector m and tap r + N of output vector m - 1. A residue with one tap
+// (K < 2N) costs a shift per FMA, so kLoadedResidues of them are loaded
+// instead, sharing the work between the shuffle and the load units. Rows
+// read in place; zero padding and row ends go through masked loads, so a
+// whole tile runs without copies. Measured on Conformer K = 31 (1000
+// outputs per row): ~160-170 GFLOP/s, against ~135 for the previous
+// kernel (12-vector blocks reloading their inputs per residue pair, edges
+// on padded copies); J = 12 with the inputs in registers spills. Sums run in
+// SharedRow's order (residues ascending, the taps of a residue ascending),
+// so results do not depend on where blocks start.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr bool kAlignedRows = true;
+constexpr bool kShiftedRows = true;
 template <int R>
 HWY_INLINE Vec<hn::ScalableTag<float>> ShiftLanes(hn::ScalableTag<float>,
                                                   Vec<hn::ScalableTag<float>> lo,
@@ -792,39 +799,23 @@ HWY_INLINE Vec<hn::ScalableTag<double>> ShiftLanes(hn::ScalableTag<double>,
       _mm512_alignr_epi64(_mm512_castpd_si512(hi.raw), _mm512_castpd_si512(lo.raw), R));
   return lo;
 }
-// acc + w * x in the lanes of `mask`, acc unchanged elsewhere (also for
-// infinite or NaN products): a missing tap costs an FMA slot, not a branch.
-HWY_INLINE Vec<hn::ScalableTag<float>> MulAddIf(hn::ScalableTag<float>, bool enabled,
-                                                Vec<hn::ScalableTag<float>> w,
-                                                Vec<hn::ScalableTag<float>> x,
-                                                Vec<hn::ScalableTag<float>> acc) {
-  acc.raw = _mm512_mask3_fmadd_ps(w.raw, x.raw, acc.raw, enabled ? 0xFFFF : 0);
-  return acc;
-}
-HWY_INLINE Vec<hn::ScalableTag<double>> MulAddIf(hn::ScalableTag<double>, bool enabled,
-                                                 Vec<hn::ScalableTag<double>> w,
-                                                 Vec<hn::ScalableTag<double>> x,
-                                                 Vec<hn::ScalableTag<double>> acc) {
-  acc.raw = _mm512_mask3_fmadd_pd(w.raw, x.raw, acc.raw, enabled ? 0xFF : 0);
-  return acc;
-}
 #else
-constexpr bool kAlignedRows = false;
+constexpr bool kShiftedRows = false;
 #endif
 
-// Output vectors per aligned block (and per block of the row's tail); taps
-// per residue it handles.
-constexpr size_t kAlignedVectors = 12;
-constexpr size_t kAlignedTail = 4;
-constexpr int64_t kAlignedMaxTaps = 2;
+// Output vectors per block, and the residues (bits) of one-tap rows that are
+// loaded rather than shifted: 3, 7, 11, 15 measured 2-6% faster than 1, 5,
+// 9, 13, than every odd residue or than none (K = 9, 13, 31).
+constexpr size_t kShiftedVectors = 8;
+constexpr unsigned kLoadedResidues = 0x8888;
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// x[m * N + R .. + N) from the aligned vectors lo = x[m * N ..], hi = the next.
-template <size_t R, class D, class T>
-HWY_INLINE Vec<D> Shifted(D d, Vec<D> lo, Vec<D> hi, const T* x) {
+// x[m*N + R .. + N) from whole[m] = x[m*N ..] and whole[m + 1].
+template <size_t R, bool kLoad, class D, class T>
+HWY_INLINE Vec<D> ResidueVector(D d, Vec<D> lo, Vec<D> hi, const T* x) {
   if constexpr (R == 0) {
     return lo;
-  } else if constexpr (R % 4 == 1) {
+  } else if constexpr (kLoad) {
     Vec<D> v = hn::LoadU(d, x + R);
     KeepInRegister(v);
     return v;
@@ -833,145 +824,119 @@ HWY_INLINE Vec<D> Shifted(D d, Vec<D> lo, Vec<D> hi, const T* x) {
   }
 }
 
-// Residues R, R + 1, of which the first kFull have kTaps taps (r, r + N, ...)
-// and the others kTaps - 1. Step m shifts out input vector m of both
-// residues; with two taps, acc[m - 1] then takes tap r from step m - 1 and
-// tap r + N from step m.
-template <size_t J, int64_t kTaps, size_t R, int64_t kFull, class D, class T>
-HWY_INLINE void AlignedPair(D d, Vec<D>* acc, const T* x, const T* weight) {
+template <size_t J, size_t R, bool kLoad, class D, class T>
+HWY_INLINE void ShiftedResidue(D d, Vec<D>* acc, const Vec<D>* whole, const T* x, const T* weight,
+                               int64_t K) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const Vec<D> w0 = hn::Set(d, weight[R]), w1 = hn::Set(d, weight[R + 1]);
-  if constexpr (kTaps == 1) {
-    HWY_UNROLL(16)
-    for (size_t m = 0; m < J; ++m) {
-      const T* xm = x + static_cast<int64_t>(m) * N;
-      const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
-      if constexpr (kFull > 0) acc[m] = hn::MulAdd(w0, Shifted<R>(d, lo, hi, xm), acc[m]);
-      if constexpr (kFull > 1) acc[m] = hn::MulAdd(w1, Shifted<R + 1>(d, lo, hi, xm), acc[m]);
-    }
-  } else {
-    const Vec<D> v0 = hn::Set(d, weight[kFull > 0 ? R + N : R]);
-    const Vec<D> v1 = hn::Set(d, weight[kFull > 1 ? R + 1 + N : R]);
-    Vec<D> previous0 = hn::Zero(d), previous1 = hn::Zero(d);
+  if (static_cast<int64_t>(R) >= K) return;
+  const Vec<D> w0 = hn::Set(d, weight[R]);
+  if (static_cast<int64_t>(R) + N < K) {
+    const Vec<D> w1 = hn::Set(d, weight[R + N]);
     HWY_UNROLL(16)
     for (size_t m = 0; m <= J; ++m) {
-      const T* xm = x + static_cast<int64_t>(m) * N;
-      const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
-      const Vec<D> current0 = Shifted<R>(d, lo, hi, xm);
-      const Vec<D> current1 = Shifted<R + 1>(d, lo, hi, xm);
-      if (m >= 1) {
-        Vec<D>& a = acc[m - 1];
-        a = hn::MulAdd(w0, previous0, a);
-        if constexpr (kFull > 0) a = hn::MulAdd(v0, current0, a);
-        a = hn::MulAdd(w1, previous1, a);
-        if constexpr (kFull > 1) a = hn::MulAdd(v1, current1, a);
-      }
-      previous0 = current0;
-      previous1 = current1;
+      const Vec<D> v = ResidueVector<R, false>(d, whole[m], whole[m + 1], x + m * N);
+      if (m < J) acc[m] = hn::MulAdd(w0, v, acc[m]);
+      if (m >= 1) acc[m - 1] = hn::MulAdd(w1, v, acc[m - 1]);
+    }
+  } else {
+    HWY_UNROLL(16)
+    for (size_t m = 0; m < J; ++m) {
+      acc[m] =
+          hn::MulAdd(w0, ResidueVector<R, kLoad>(d, whole[m], whole[m + 1], x + m * N), acc[m]);
     }
   }
 }
+template <size_t J, unsigned kMask, class D, class T, size_t... R>
+HWY_INLINE void ShiftedResidues(D d, Vec<D>* acc, const Vec<D>* whole, const T* x, const T* weight,
+                                int64_t K, std::index_sequence<R...>) {
+  (ShiftedResidue<J, R, ((kMask >> R) & 1) != 0>(d, acc, whole, x, weight, K), ...);
+}
 
-// AlignedPair with two taps for any full_residues: tap r + N of a residue
-// r >= full_residues is a masked-off FMA. No branches in the block, which
-// runs ~10% faster than AlignedPair's per-pair dispatch when most residues
-// have both taps (K = 31).
-template <size_t J, size_t R, class D, class T>
-HWY_INLINE void AlignedPairMasked(D d, Vec<D>* acc, const T* x, const T* weight,
-                                  int64_t full_residues) {
+// Input positions [start, start + N) of a row of `length`, zero outside it
+// (masked-off lanes are never read).
+template <class D, class T>
+HWY_INLINE Vec<D> LoadInside(D d, const T* row, int64_t start, int64_t length) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const bool second0 = static_cast<int64_t>(R) < full_residues;
-  const bool second1 = static_cast<int64_t>(R) + 1 < full_residues;
-  const Vec<D> w0 = hn::Set(d, weight[R]), w1 = hn::Set(d, weight[R + 1]);
-  const Vec<D> v0 = hn::Set(d, weight[second0 ? R + N : R]);
-  const Vec<D> v1 = hn::Set(d, weight[second1 ? R + 1 + N : R]);
-  Vec<D> previous0 = hn::Zero(d), previous1 = hn::Zero(d);
+  const auto before = static_cast<size_t>(std::clamp<int64_t>(-start, 0, N));
+  const auto inside_end = static_cast<size_t>(std::clamp<int64_t>(length - start, 0, N));
+  return hn::MaskedLoad(hn::AndNot(hn::FirstN(d, before), hn::FirstN(d, inside_end)), d,
+                        row + start);
+}
+
+// y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < (J - 1) * N +
+// last (the last vector stores only its first `last` lanes), where xpad is
+// the row zero-extended on both sides: kBounded blocks reach past [0,
+// length) and load through masks; the others read row[start, start + (J + 2)
+// * N).
+template <size_t J, unsigned kMask, bool kBounded, class D, class T>
+HWY_INLINE void ShiftedBlock(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                             int64_t K, T bias, T* y, int64_t last) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const T* x = row + start;
+  Vec<D> whole[J + 2];
   HWY_UNROLL(16)
-  for (size_t m = 0; m <= J; ++m) {
-    const T* xm = x + static_cast<int64_t>(m) * N;
-    const Vec<D> lo = hn::Load(d, xm), hi = hn::Load(d, xm + N);
-    const Vec<D> current0 = Shifted<R>(d, lo, hi, xm);
-    const Vec<D> current1 = Shifted<R + 1>(d, lo, hi, xm);
-    if (m >= 1) {
-      Vec<D>& a = acc[m - 1];
-      a = hn::MulAdd(w0, previous0, a);
-      a = MulAddIf(d, second0, v0, current0, a);
-      a = hn::MulAdd(w1, previous1, a);
-      a = MulAddIf(d, second1, v1, current1, a);
-    }
-    previous0 = current0;
-    previous1 = current1;
+  for (size_t m = 0; m < J + 2; ++m) {
+    const int64_t offset = static_cast<int64_t>(m) * N;
+    whole[m] = kBounded ? LoadInside(d, row, start + offset, length) : hn::LoadU(d, x + offset);
   }
-}
-
-// Residues 2P, 2P + 1 given full_residues = the residues with kTaps taps
-// (kMasked: two taps, through AlignedPairMasked).
-template <size_t J, int64_t kTaps, bool kMasked, size_t P, class D, class T>
-HWY_INLINE void AlignedPairOf(D d, Vec<D>* acc, const T* x, const T* weight,
-                              int64_t full_residues) {
-  if constexpr (kMasked) {
-    static_assert(kTaps == 2);
-    return AlignedPairMasked<J, 2 * P>(d, acc, x, weight, full_residues);
-  }
-  const int64_t full = std::clamp<int64_t>(full_residues - 2 * static_cast<int64_t>(P), 0, 2);
-  if (full == 2) {
-    AlignedPair<J, kTaps, 2 * P, 2>(d, acc, x, weight);
-  } else if (full == 1) {
-    AlignedPair<J, kTaps, 2 * P, 1>(d, acc, x, weight);
-  } else if constexpr (kTaps > 1) {
-    AlignedPair<J, kTaps, 2 * P, 0>(d, acc, x, weight);
-  }
-}
-template <size_t J, int64_t kTaps, bool kMasked, class D, class T, size_t... P>
-HWY_INLINE void AlignedPairs(D d, Vec<D>* acc, const T* x, const T* weight, int64_t full_residues,
-                             std::index_sequence<P...>) {
-  (AlignedPairOf<J, kTaps, kMasked, P>(d, acc, x, weight, full_residues), ...);
-}
-
-// y[l] = bias + sum_k weight[k] * x[l + k] for `vectors` output vectors
-// (a multiple of kAlignedTail) in blocks of J, then of kAlignedTail; x is
-// vector-aligned and x[vectors * N + kTaps * N) stays readable.
-template <size_t J, int64_t kTaps, bool kMasked, class D, class T>
-HWY_INLINE void AlignedBlock(D d, const T* x, const T* weight, int64_t full_residues, T bias,
-                             T* y) {
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   Vec<D> acc[J];
   Fill<D>(acc, hn::Set(d, bias), std::make_index_sequence<J>());
-  AlignedPairs<J, kTaps, kMasked>(d, acc, x, weight, full_residues,
-                                  std::make_index_sequence<static_cast<size_t>(N) / 2>());
-  StoreBlock(d, acc, y, N, std::make_index_sequence<J>());
+  // Bounded blocks shift every residue: an unaligned load could leave the row.
+  ShiftedResidues<J, kBounded ? 0u : kMask>(d, acc, whole, x, weight, K,
+                                            std::make_index_sequence<static_cast<size_t>(N)>());
+  StoreBlock(d, acc, y, N, std::make_index_sequence<J - 1>());
+  T* y_last = y + static_cast<int64_t>(J - 1) * N;
+  if (last == N) {
+    hn::StoreU(acc[J - 1], d, y_last);
+  } else {
+    StoreFirst(d, acc[J - 1], y_last, last);
+  }
 }
-template <int64_t kTaps, bool kMasked, class D, class T>
-HWY_NOINLINE void AlignedRowTaps(D d, const T* x, const T* weight, int64_t K, T bias, T* y,
-                                 int64_t vectors) {
+template <size_t J, unsigned kMask, class D, class T>
+HWY_INLINE void AnyShiftedBlock(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                                int64_t K, T bias, T* y, int64_t last) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const int64_t full_residues = K - (kTaps - 1) * N;
-  int64_t v = 0;
-  for (; v + static_cast<int64_t>(kAlignedVectors) <= vectors; v += kAlignedVectors) {
-    AlignedBlock<kAlignedVectors, kTaps, kMasked>(d, x + v * N, weight, full_residues, bias,
-                                                  y + v * N);
+  if (start >= 0 && start + static_cast<int64_t>(J + 2) * N <= length) {
+    ShiftedBlock<J, kMask, false>(d, row, length, start, weight, K, bias, y, last);
+  } else {
+    ShiftedBlock<J, kMask, true>(d, row, length, start, weight, K, bias, y, last);
   }
-  for (; v < vectors; v += kAlignedTail) {
-    AlignedBlock<kAlignedTail, kTaps, kMasked>(d, x + v * N, weight, full_residues, bias,
-                                               y + v * N);
+}
+template <size_t J, unsigned kMask, class D, class T>
+HWY_INLINE void ShiftedTail(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                            int64_t K, T bias, T* y, int64_t vectors, int64_t last) {
+  if constexpr (J > 1) {
+    if (vectors < static_cast<int64_t>(J)) {
+      return ShiftedTail<J - 1, kMask>(d, row, length, start, weight, K, bias, y, vectors, last);
+    }
   }
+  AnyShiftedBlock<J, kMask>(d, row, length, start, weight, K, bias, y, last);
 }
 
-template <class D, class T>
-void AlignedRow(D d, const T* x, const T* weight, int64_t K, T bias, T* y, int64_t vectors) {
+// y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < count, K <= 2N,
+// xpad the row of `length` zero-extended on both sides.
+template <unsigned kMask, class D, class T>
+HWY_NOINLINE void ShiftedRowMask(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                                 int64_t K, T bias, T* y, int64_t count) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  if (K <= N) {
-    AlignedRowTaps<1, false>(d, x, weight, K, bias, y, vectors);
-  } else if (2 * (K - N) >= N) {
-    // Most residues have both taps: masking wastes few FMAs.
-    AlignedRowTaps<2, true>(d, x, weight, K, bias, y, vectors);
-  } else {
-    AlignedRowTaps<2, false>(d, x, weight, K, bias, y, vectors);
+  constexpr auto J = static_cast<int64_t>(kShiftedVectors);
+  const int64_t vectors = (count + N - 1) / N;
+  int64_t v = 0;
+  for (; v + J < vectors; v += J) {
+    AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
+                                            y + v * N, N);
   }
+  ShiftedTail<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias, y + v * N,
+                                      vectors - v, count - (vectors - 1) * N);
+}
+template <class D, class T>
+void ShiftedRow(D d, const T* row, int64_t length, int64_t start, const T* weight, int64_t K,
+                T bias, T* y, int64_t count) {
+  ShiftedRowMask<kLoadedResidues>(d, row, length, start, weight, K, bias, y, count);
 }
 #else
 template <class D, class T>
-void AlignedRow(D, const T*, const T*, int64_t, T, T*, int64_t) {}
+void ShiftedRow(D, const T*, int64_t, int64_t, const T*, int64_t, T, T*, int64_t) {}
 #endif
 
 template <class D, class T>
@@ -1124,13 +1089,23 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     return RowsDispatch<kRegisterTaps>(d, rows, taps);
   }
   const int64_t dil_phase = dil % s, dil_offset = dil / s;
-  // AlignedRow for the interior when its taps fit: [a, b) then starts on
-  // the first output whose input is vector-aligned (per row) and runs whole
-  // blocks; the rest is packed.
-  const int64_t aligned_taps = (K + N - 1) / N;
-  const bool aligned =
-      kAlignedRows && shared && in_place && g.in_per_group == 1 && aligned_taps <= kAlignedMaxTaps;
-  constexpr int64_t kAlignedQuantum = static_cast<int64_t>(kAlignedTail) * N;
+  // ShiftedRow when the taps fit: the interior's whole blocks whose inputs
+  // lie inside the row read it in place, and the edges run on a padded copy.
+  const bool shifted = kShiftedRows && shared && in_place && g.in_per_group == 1 && K <= 2 * N;
+  int64_t shifted_begin = l0, shifted_end = l0;
+  if (shifted) {
+    // Blocks at output l read x[l - pad_left, l - pad_left + block + 2N).
+    const int64_t block = static_cast<int64_t>(kShiftedVectors) * N;
+    const int64_t start = std::max(l0, g.pad_left);
+    shifted_begin = std::min(l1, l0 + (start - l0 + block - 1) / block * block);
+    const int64_t last = g.length + g.pad_left - block - 2 * N;  // last in-place block start
+    shifted_end = shifted_begin;
+    if (last >= shifted_begin) {
+      shifted_end =
+          shifted_begin +
+          std::min((last - shifted_begin) / block + 1, (l1 - shifted_begin) / block) * block;
+    }
+  }
   for (int64_t co = co_begin; co < co_end; ++co) {
     const T* rows[2];
     const int64_t group = g.out_per_group == 1 ? co : co / g.out_per_group;
@@ -1139,20 +1114,17 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     }
     const T* weight = args.weight + co * taps;
     T* y_row = out.data + n * out.batch_stride + co * out.channel_stride;
+    T* y_shifted = out_in_place ? y_row + l0 : row_out;
+    if (shifted && g.padding_mode == PaddingMode::zeros) {
+      // Zero padding: the whole tile in place, edges through masked loads.
+      ShiftedRow(d, rows[0], g.length, l0 - g.pad_left, weight, K, args.bias[co], y_shifted,
+                 l1 - l0);
+    }
     int64_t row_pieces[4] = {l0, a, b, l1};
-    int64_t aligned_vectors = 0;
-    if (aligned) {
-      const auto element = reinterpret_cast<uintptr_t>(rows[0]) / sizeof(T);
-      const auto misalignment = static_cast<int64_t>(element % static_cast<uintptr_t>(N));
-      const int64_t start = std::max(l0, g.pad_left);
-      const int64_t fa = start + (N - (start - g.pad_left + misalignment) % N) % N;
-      // Whole vectors are loaded up to aligned_taps vectors past the outputs.
-      const int64_t limit = std::min(l1, g.length + g.pad_left - aligned_taps * N);
-      aligned_vectors = limit > fa ? (limit - fa) / kAlignedQuantum * kAlignedQuantum / N : 0;
-      if (aligned_vectors > 0) {
-        row_pieces[1] = fa;
-        row_pieces[2] = fa + aligned_vectors * N;
-      }
+    if (shifted) {
+      row_pieces[1] = shifted_begin;
+      row_pieces[2] = shifted_end;
+      if (g.padding_mode == PaddingMode::zeros) row_pieces[0] = row_pieces[1] = row_pieces[2] = l1;
     }
     for (int piece = 0; piece < 3; ++piece) {
       const int64_t pa = row_pieces[piece], pb = row_pieces[piece + 1];
@@ -1160,19 +1132,18 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       const int64_t q0 = pa * s - g.pad_left;
       const int64_t count = pb - pa;
       const int64_t vectors = (count + N - 1) / N * N;
-      if (piece == 1 && aligned_vectors > 0) {
-        T* y = out_in_place ? y_row + pa : row_out + (pa - l0);
-        AlignedRow(d, rows[0] + q0, weight, K, args.bias[co], y, aligned_vectors);
-        continue;
-      }
-      if (piece != 1 && aligned) {
-        // Edges: AlignedRow on an aligned padded copy, in whole blocks.
-        const int64_t blocked = (count + kAlignedQuantum - 1) / kAlignedQuantum * kAlignedQuantum;
-        PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), blocked + aligned_taps * N,
-                phase_length, packed);
-        T* y = row_out + (pa - l0);
-        AlignedRow(d, static_cast<const T*>(packed), weight, K, args.bias[co], y, blocked / N);
-        if (out_in_place) std::copy(y, y + count, y_row + pa);
+      if (shifted) {
+        // Other padding modes: the edges on a padded copy.
+        const T* x = rows[0];
+        int64_t length = g.length, start = q0;
+        if (piece != 1) {
+          PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), vectors + 2 * N,
+                  phase_length, packed);
+          x = packed;
+          length = vectors + 2 * N;
+          start = 0;
+        }
+        ShiftedRow(d, x, length, start, weight, K, args.bias[co], y_shifted + (pa - l0), count);
         continue;
       }
       for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
