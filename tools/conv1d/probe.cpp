@@ -93,9 +93,12 @@ MachinePeak measure_peak(int threads) {
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   peak.isa = avx512 ? "avx512" : avx2 ? "avx2" : "none";
-  // Best of several short runs: the machine may be shared and noisy.
-  constexpr int kRounds = 5;
-  for (int round = 0; round < kRounds; ++round) {
+  // Best of several short runs: the machine may be shared and noisy, and a
+  // neighbour can hold one of its cores for tens of milliseconds. Many short
+  // FMA rounds (~7 ms each), fewer of the slower copies.
+  constexpr int kFmaRounds = 24;
+  constexpr int kCopyRounds = 5;
+  for (int round = 0; round < kFmaRounds; ++round) {
     const double flops_per_s = run_on_threads(threads, [&] {
       float local = 0;
       const double flops = avx512 ? fma_loop_avx512(4'000'000, &local)
@@ -115,7 +118,7 @@ MachinePeak measure_peak(int threads) {
     sources[static_cast<size_t>(t)].assign(kFloats, 1.0f);
     destinations[static_cast<size_t>(t)].assign(kFloats, 0.0f);
   }
-  for (int round = 0; round < kRounds; ++round) {
+  for (int round = 0; round < kCopyRounds; ++round) {
     int next_thread = 0;
     std::mutex next_mutex;
     const double bytes_per_s = run_on_threads(threads, [&] {
