@@ -304,9 +304,14 @@ int64_t run_strided_output(const Problem& problem, int64_t output_gap, std::mt19
 // input vectors shifted in registers, reading the row in place): lengths
 // around the register blocks, padding that reaches several vectors into the
 // row, every padding mode, depth multipliers, rows split into several tiles.
-TEST_P(AlgorithmSweep, DepthwiseShiftedRows) {
-  const std::string& algorithm = std::get<0>(GetParam());
-  if (algorithm != "depthwise") GTEST_SKIP() << "depthwise rows only";
+class DepthwiseRows : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { set_max_isa(GetParam()); }
+  void TearDown() override { set_max_isa("avx512"); }
+};
+
+TEST_P(DepthwiseRows, ShiftedRowsMatchReference) {
+  const std::string algorithm = "depthwise";
   std::mt19937_64 rng(31);
   auto pick = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
@@ -361,6 +366,9 @@ std::vector<AlgorithmAndIsa> algorithm_isa_pairs() {
   }
   return pairs;
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, DepthwiseRows, ::testing::ValuesIn(available_isas()),
+                         [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Registry, AlgorithmSweep, ::testing::ValuesIn(algorithm_isa_pairs()),
                          [](const auto& info) {
