@@ -255,6 +255,37 @@ TEST_F(cli, InfoUnbatchedNoBiasFloat64) {
   }
 }
 
+TEST_F(cli, InfoDescribesASeparableLayer) {
+  const std::string layer =
+      "info --input-shape 1,128,400 --weight-shape 128,1,9 --padding same "
+      "--pointwise-weight-shape 256,128,1 --threads 1";
+  const Result result = run(layer);
+  expect_ok(result);
+  // 2*128*400*9 + 2*256*400*128 multiply-adds' FLOPs.
+  for (const std::string word :
+       {"mb1ic128oc128iw400kw9sw1dl1pl4pr4g128", "mb1ic128oc256iw400kw1sw1dl1pl0pr0g1",
+        "(1, 256, 400)", "27136000", "depthwise plan picks", "pointwise plan picks",
+        "layer runs            fused"}) {
+    EXPECT_NE(result.out.find(word), std::string::npos) << word << " not in:\n" << result.out;
+  }
+  const Result forced = run(layer + " --algorithm direct --no-pointwise-bias");
+  expect_ok(forced);
+  for (const std::string word :
+       {"mb1ic128oc256iw400kw1sw1dl1pl0pr0g1_nobias", "layer runs            two-pass"}) {
+    EXPECT_NE(forced.out.find(word), std::string::npos) << word << " not in:\n" << forced.out;
+  }
+}
+
+TEST_F(cli, InfoRejectsMismatchedSeparableShapes) {
+  const Result result =
+      run("info --input-shape 1,128,400 --weight-shape 128,1,9 --pointwise-weight-shape 256,64,1");
+  EXPECT_EQ(result.status, 2);
+  EXPECT_NE(result.err.find("pointwise weight shape (256, 64, 1)"), std::string::npos)
+      << result.err;
+  EXPECT_EQ(run("info --input-shape 1,128,400 --weight-shape 128,1,9 --no-pointwise-bias").status,
+            2);
+}
+
 TEST_F(cli, BenchWritesJson) {
   save_bytes("suite.csv",
              "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"

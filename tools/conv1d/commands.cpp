@@ -184,6 +184,68 @@ Tensor apply_standard(const ApplyOptions& options, const Flags& flags, const Ten
 
 // A separable convolution: depthwise (C_mid, 1, K) then pointwise
 // (C_out, C_mid, 1), each with an optional bias.
+struct SeparableShapes {
+  SeparableParams params;
+  Problem depthwise;
+  Problem pointwise;
+  std::vector<int64_t> output_shape;
+};
+
+// Checks the shapes of a separable layer as apply, backward and info read
+// them; every shape error comes before any work.
+SeparableShapes describe_separable_shapes(const std::vector<int64_t>& input_shape,
+                                          const std::vector<int64_t>& depthwise_shape,
+                                          const std::vector<int64_t>& pointwise_shape,
+                                          bool depthwise_bias, bool pointwise_bias, DType dtype,
+                                          const Flags& flags) {
+  const auto [batch, channels, length] = activation_dims(input_shape, flags.layout, "input");
+  if (channels <= 0) {
+    throw Error(fmt::format("in_channels must be positive, got in_channels={} (input shape {})",
+                            channels, shape_string(input_shape)));
+  }
+  if (flags.groups && *flags.groups != channels) {
+    throw Error(
+        fmt::format("--groups={} but a separable convolution (--pointwise-weight) is "
+                    "depthwise: groups must be in_channels={} (or be left out)",
+                    *flags.groups, channels));
+  }
+  require_rank3_weight(depthwise_shape, "depthwise weight",
+                       "(in_channels * depth_multiplier, 1, kernel_size)");
+  if (depthwise_shape[1] != 1 || depthwise_shape[0] <= 0 || depthwise_shape[0] % channels != 0) {
+    throw Error(
+        fmt::format("depthwise weight shape {} does not match in_channels={}: expected "
+                    "(in_channels * depth_multiplier, 1, kernel_size)",
+                    shape_string(depthwise_shape), channels));
+  }
+  const int64_t middle = depthwise_shape[0];
+  require_rank3_weight(pointwise_shape, "pointwise weight", "(out_channels, middle_channels, 1)");
+  if (pointwise_shape[1] != middle || pointwise_shape[2] != 1) {
+    throw Error(
+        fmt::format("pointwise weight shape {} does not match the depthwise output of {} "
+                    "channels: expected ({}, {}, 1)",
+                    shape_string(pointwise_shape), middle, pointwise_shape[0], middle));
+  }
+
+  SeparableParams params;
+  params.in_channels = channels;
+  params.out_channels = pointwise_shape[0];
+  params.kernel_size = depthwise_shape[2];
+  params.stride = flags.stride;
+  params.padding = flags.padding;
+  params.dilation = flags.dilation;
+  params.depth_multiplier = middle / channels;
+  params.padding_mode = flags.padding_mode;
+  params.depthwise_bias = depthwise_bias;
+  params.pointwise_bias = pointwise_bias;
+  const Problem depthwise =
+      Problem::make(params.depthwise_params(), batch, length, dtype, flags.layout);
+  const Problem pointwise =
+      Problem::make(params.pointwise_params(), batch, depthwise.out_length(), dtype, flags.layout);
+  return {params, depthwise, pointwise,
+          activation_shape(input_shape.size(), batch, params.out_channels, pointwise.out_length(),
+                           flags.layout)};
+}
+
 struct Separable {
   SeparableParams params;
   std::vector<int64_t> output_shape;
@@ -201,60 +263,17 @@ Separable describe_separable(const Tensor& input, const Tensor& weight,
     separable.pointwise_bias = read_npy(pointwise_bias);
     require_dtype(*separable.pointwise_bias, input.dtype(), "pointwise bias");
   }
-
-  const auto [batch, channels, length] = activation_dims(input.shape(), flags.layout, "input");
-  if (channels <= 0) {
-    throw Error(fmt::format("in_channels must be positive, got in_channels={} (input shape {})",
-                            channels, shape_string(input.shape())));
-  }
-  if (flags.groups && *flags.groups != channels) {
-    throw Error(
-        fmt::format("--groups={} but a separable convolution (--pointwise-weight) is "
-                    "depthwise: groups must be in_channels={} (or be left out)",
-                    *flags.groups, channels));
-  }
-  const auto& depthwise_shape = weight.shape();
-  require_rank3_weight(depthwise_shape, "depthwise weight",
-                       "(in_channels * depth_multiplier, 1, kernel_size)");
-  if (depthwise_shape[1] != 1 || depthwise_shape[0] <= 0 || depthwise_shape[0] % channels != 0) {
-    throw Error(
-        fmt::format("depthwise weight shape {} does not match in_channels={}: expected "
-                    "(in_channels * depth_multiplier, 1, kernel_size)",
-                    shape_string(depthwise_shape), channels));
-  }
-  const int64_t middle = depthwise_shape[0];
-  const auto& pointwise_shape = separable.pointwise_weight.shape();
-  require_rank3_weight(pointwise_shape, "pointwise weight", "(out_channels, middle_channels, 1)");
-  if (pointwise_shape[1] != middle || pointwise_shape[2] != 1) {
-    throw Error(
-        fmt::format("pointwise weight shape {} does not match the depthwise output of {} "
-                    "channels: expected ({}, {}, 1)",
-                    shape_string(pointwise_shape), middle, pointwise_shape[0], middle));
-  }
-
-  SeparableParams& params = separable.params;
-  params.in_channels = channels;
-  params.out_channels = pointwise_shape[0];
-  params.kernel_size = depthwise_shape[2];
-  params.stride = flags.stride;
-  params.padding = flags.padding;
-  params.dilation = flags.dilation;
-  params.depth_multiplier = middle / channels;
-  params.padding_mode = flags.padding_mode;
-  params.depthwise_bias = bias.has_value();
-  params.pointwise_bias = separable.pointwise_bias.has_value();
-  // Both parts are validated now, so every shape error comes before any work.
-  const Problem depthwise =
-      Problem::make(params.depthwise_params(), batch, length, input.dtype(), flags.layout);
-  const Problem pointwise = Problem::make(params.pointwise_params(), batch, depthwise.out_length(),
-                                          input.dtype(), flags.layout);
-  if (bias) require_bias_shape(*bias, middle, "depthwise bias", "middle_channels");
+  const SeparableShapes shapes = describe_separable_shapes(
+      input.shape(), weight.shape(), separable.pointwise_weight.shape(), bias.has_value(),
+      separable.pointwise_bias.has_value(), input.dtype(), flags);
+  separable.params = shapes.params;
+  separable.output_shape = shapes.output_shape;
+  if (bias)
+    require_bias_shape(*bias, shapes.depthwise.out_channels, "depthwise bias", "middle_channels");
   if (separable.pointwise_bias) {
-    require_bias_shape(*separable.pointwise_bias, params.out_channels, "pointwise bias",
+    require_bias_shape(*separable.pointwise_bias, shapes.params.out_channels, "pointwise bias",
                        "out_channels");
   }
-  separable.output_shape = activation_shape(input.shape().size(), batch, params.out_channels,
-                                            pointwise.out_length(), flags.layout);
   return separable;
 }
 
@@ -441,36 +460,80 @@ ApplyLayer load_apply_layer(const ApplyOptions& options) {
   return layer;
 }
 
-int run_info(const InfoOptions& options) {
-  const Flags flags = parse_flags(options.conv);
-  const std::vector<int64_t> input_shape = parse_shape(options.input_shape, "--input-shape");
-  const std::vector<int64_t> weight_shape = parse_shape(options.weight_shape, "--weight-shape");
-  const DType dtype = parse_dtype(options.dtype);
-  const Conv conv = describe(input_shape, weight_shape, !options.no_bias, dtype, flags);
-  const Problem& problem = conv.problem;
-  const std::vector<AlgorithmStatus> statuses = algorithm_statuses(problem);
-  const Plan plan(problem, flags.plan);
+namespace {
 
-  const auto line = [](std::string_view label, std::string_view value) {
-    fmt::print("{:<14}{}\n", label, value);
-  };
-  line("problem", problem.to_string());
-  line("input shape", fmt::format("{}, {}, layout {}", shape_string(input_shape), to_string(dtype),
-                                  to_string(problem.layout)));
-  line("weight shape", shape_string(weight_shape));
-  line("output shape", shape_string(conv.output_shape));
-  line("FLOPs", fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
-  fmt::print("algorithms\n");
+void print_line(std::string_view label, std::string_view value) {
+  fmt::print("{:<22}{}\n", label, value);
+}
+
+// The algorithms and the plan's choice for one problem.
+void print_algorithms(const Problem& problem, const PlanOptions& options, std::string_view part) {
+  const std::vector<AlgorithmStatus> statuses = algorithm_statuses(problem);
+  const Plan plan(problem, options);
+  fmt::print("{}\n", part.empty() ? std::string("algorithms") : fmt::format("{} algorithms", part));
   size_t width = 0;
   for (const AlgorithmStatus& status : statuses) width = std::max(width, status.name.size());
   for (const AlgorithmStatus& status : statuses) {
     fmt::print("  {:<{}}  {}\n", status.name, width,
                status.supported ? std::string("ok") : status.reason);
   }
-  line("plan picks", plan.algorithm());
-  line("selection", plan.selection());
-  line("isa", plan.isa());
-  line("threads", fmt::format("{}", plan.threads()));
+  const std::string prefix = part.empty() ? std::string() : fmt::format("{} ", part);
+  print_line(prefix + "plan picks", plan.algorithm());
+  print_line(prefix + "selection", plan.selection());
+}
+
+int run_separable_info(const InfoOptions& options, const Flags& flags,
+                       const std::vector<int64_t>& input_shape,
+                       const std::vector<int64_t>& weight_shape, DType dtype) {
+  const std::vector<int64_t> pointwise_shape =
+      parse_shape(options.pointwise_weight_shape, "--pointwise-weight-shape");
+  const SeparableShapes shapes =
+      describe_separable_shapes(input_shape, weight_shape, pointwise_shape, !options.no_bias,
+                                !options.no_pointwise_bias, dtype, flags);
+  const SeparableConv1d layer(shapes.params, dtype, 0, flags.plan);
+  print_line("depthwise", shapes.depthwise.to_string());
+  print_line("pointwise", shapes.pointwise.to_string());
+  print_line("input shape", fmt::format("{}, {}, layout {}", shape_string(input_shape),
+                                        to_string(dtype), to_string(shapes.depthwise.layout)));
+  print_line("weight shapes", fmt::format("depthwise {}, pointwise {}", shape_string(weight_shape),
+                                          shape_string(pointwise_shape)));
+  print_line("output shape", shape_string(shapes.output_shape));
+  const double flops = shapes.depthwise.flops() + shapes.pointwise.flops();
+  print_line("FLOPs", fmt::format("{:.0f} ({:.6g} GFLOP)", flops, flops * 1e-9));
+  print_algorithms(shapes.depthwise, flags.plan, "depthwise");
+  print_algorithms(shapes.pointwise, flags.plan, "pointwise");
+  print_line("layer runs", layer.algorithm_for(shapes.depthwise.batch, shapes.depthwise.length,
+                                               shapes.depthwise.layout));
+  const Plan plan(shapes.depthwise, flags.plan);
+  print_line("isa", plan.isa());
+  print_line("threads", fmt::format("{}", plan.threads()));
+  return 0;
+}
+
+}  // namespace
+
+int run_info(const InfoOptions& options) {
+  const Flags flags = parse_flags(options.conv);
+  const std::vector<int64_t> input_shape = parse_shape(options.input_shape, "--input-shape");
+  const std::vector<int64_t> weight_shape = parse_shape(options.weight_shape, "--weight-shape");
+  const DType dtype = parse_dtype(options.dtype);
+  if (!options.pointwise_weight_shape.empty()) {
+    return run_separable_info(options, flags, input_shape, weight_shape, dtype);
+  }
+  const Conv conv = describe(input_shape, weight_shape, !options.no_bias, dtype, flags);
+  const Problem& problem = conv.problem;
+  const Plan plan(problem, flags.plan);
+
+  print_line("problem", problem.to_string());
+  print_line("input shape", fmt::format("{}, {}, layout {}", shape_string(input_shape),
+                                        to_string(dtype), to_string(problem.layout)));
+  print_line("weight shape", shape_string(weight_shape));
+  print_line("output shape", shape_string(conv.output_shape));
+  print_line("FLOPs",
+             fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
+  print_algorithms(problem, flags.plan, "");
+  print_line("isa", plan.isa());
+  print_line("threads", fmt::format("{}", plan.threads()));
   return 0;
 }
 

@@ -43,6 +43,10 @@ struct BackwardOptions {
 struct InfoOptions {
   std::string input_shape, weight_shape;
   bool no_bias = false;
+  // Separable: the pointwise weight's shape (C_out, C_mid, 1); weight_shape
+  // is then the depthwise one and no_bias its bias.
+  std::string pointwise_weight_shape;
+  bool no_pointwise_bias = false;
   std::string dtype = "float32";
   ConvFlags conv;
 };

@@ -152,6 +152,14 @@ int run(int argc, char** argv) {
       ->required()
       ->type_name("O,I,K");
   info_command->add_flag("--no-bias", info.no_bias, "The layer has no bias");
+  CLI::Option* info_pointwise =
+      info_command->add_option("--pointwise-weight-shape", info.pointwise_weight_shape,
+                               "Separable: pointwise weight shape C_out,C_mid,1; --weight-shape "
+                               "is then the depthwise weight (C_mid, 1, K)");
+  info_command
+      ->add_flag("--no-pointwise-bias", info.no_pointwise_bias,
+                 "Separable: the pointwise part has no bias")
+      ->needs(info_pointwise);
   info_command->add_option("--dtype", info.dtype, "float32 or float64 (default float32)")
       ->type_name("DTYPE");
   add_conv_flags(*info_command, info.conv);
