@@ -915,9 +915,10 @@ HWY_INLINE void ShiftedTail(D d, const T* row, int64_t length, int64_t start, co
 
 // y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < count, K <= 2N,
 // xpad the row of `length` zero-extended on both sides.
-template <unsigned kMask, class D, class T>
-HWY_NOINLINE void ShiftedRowMask(D d, const T* row, int64_t length, int64_t start, const T* weight,
-                                 int64_t K, T bias, T* y, int64_t count) {
+template <class D, class T>
+HWY_NOINLINE void ShiftedRow(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                             int64_t K, T bias, T* y, int64_t count) {
+  constexpr unsigned kMask = kLoadedResidues;
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   constexpr auto J = static_cast<int64_t>(kShiftedVectors);
   const int64_t vectors = (count + N - 1) / N;
@@ -928,11 +929,6 @@ HWY_NOINLINE void ShiftedRowMask(D d, const T* row, int64_t length, int64_t star
   }
   ShiftedTail<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias, y + v * N,
                                       vectors - v, count - (vectors - 1) * N);
-}
-template <class D, class T>
-void ShiftedRow(D d, const T* row, int64_t length, int64_t start, const T* weight, int64_t K,
-                T bias, T* y, int64_t count) {
-  ShiftedRowMask<kLoadedResidues>(d, row, length, start, weight, K, bias, y, count);
 }
 #else
 template <class D, class T>
@@ -1089,11 +1085,13 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     return RowsDispatch<kRegisterTaps>(d, rows, taps);
   }
   const int64_t dil_phase = dil % s, dil_offset = dil / s;
-  // ShiftedRow when the taps fit: the interior's whole blocks whose inputs
-  // lie inside the row read it in place, and the edges run on a padded copy.
+  // ShiftedRow when the taps fit. With zero padding it reads the whole tile
+  // in place (masked loads past the row's ends); with the other modes the
+  // interior's whole blocks whose inputs lie inside the row do, and the
+  // edges run on a padded copy.
   const bool shifted = kShiftedRows && shared && in_place && g.in_per_group == 1 && K <= 2 * N;
-  int64_t shifted_begin = l0, shifted_end = l0;
-  if (shifted) {
+  int64_t shifted_begin = l0, shifted_end = l1;
+  if (shifted && g.padding_mode != PaddingMode::zeros) {
     // Blocks at output l read x[l - pad_left, l - pad_left + block + 2N).
     const int64_t block = static_cast<int64_t>(kShiftedVectors) * N;
     const int64_t start = std::max(l0, g.pad_left);
@@ -1115,16 +1113,10 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     const T* weight = args.weight + co * taps;
     T* y_row = out.data + n * out.batch_stride + co * out.channel_stride;
     T* y_shifted = out_in_place ? y_row + l0 : row_out;
-    if (shifted && g.padding_mode == PaddingMode::zeros) {
-      // Zero padding: the whole tile in place, edges through masked loads.
-      ShiftedRow(d, rows[0], g.length, l0 - g.pad_left, weight, K, args.bias[co], y_shifted,
-                 l1 - l0);
-    }
     int64_t row_pieces[4] = {l0, a, b, l1};
     if (shifted) {
       row_pieces[1] = shifted_begin;
       row_pieces[2] = shifted_end;
-      if (g.padding_mode == PaddingMode::zeros) row_pieces[0] = row_pieces[1] = row_pieces[2] = l1;
     }
     for (int piece = 0; piece < 3; ++piece) {
       const int64_t pa = row_pieces[piece], pb = row_pieces[piece + 1];
@@ -1133,7 +1125,6 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       const int64_t count = pb - pa;
       const int64_t vectors = (count + N - 1) / N * N;
       if (shifted) {
-        // Other padding modes: the edges on a padded copy.
         const T* x = rows[0];
         int64_t length = g.length, start = q0;
         if (piece != 1) {
