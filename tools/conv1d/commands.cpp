@@ -466,10 +466,9 @@ void print_line(std::string_view label, std::string_view value) {
   fmt::print("{:<22}{}\n", label, value);
 }
 
-// The algorithms and the plan's choice for one problem.
-void print_algorithms(const Problem& problem, const PlanOptions& options, std::string_view part) {
-  const std::vector<AlgorithmStatus> statuses = algorithm_statuses(problem);
-  const Plan plan(problem, options);
+// The algorithms for the plan's problem and the one it picked.
+void print_algorithms(const Plan& plan, std::string_view part) {
+  const std::vector<AlgorithmStatus> statuses = algorithm_statuses(plan.problem());
   fmt::print("{}\n", part.empty() ? std::string("algorithms") : fmt::format("{} algorithms", part));
   size_t width = 0;
   for (const AlgorithmStatus& status : statuses) width = std::max(width, status.name.size());
@@ -500,13 +499,14 @@ int run_separable_info(const InfoOptions& options, const Flags& flags,
   print_line("output shape", shape_string(shapes.output_shape));
   const double flops = shapes.depthwise.flops() + shapes.pointwise.flops();
   print_line("FLOPs", fmt::format("{:.0f} ({:.6g} GFLOP)", flops, flops * 1e-9));
-  print_algorithms(shapes.depthwise, flags.plan, "depthwise");
-  print_algorithms(shapes.pointwise, flags.plan, "pointwise");
+  const Plan depthwise(shapes.depthwise, flags.plan);
+  const Plan pointwise(shapes.pointwise, flags.plan);
+  print_algorithms(depthwise, "depthwise");
+  print_algorithms(pointwise, "pointwise");
   print_line("layer runs", layer.algorithm_for(shapes.depthwise.batch, shapes.depthwise.length,
                                                shapes.depthwise.layout));
-  const Plan plan(shapes.depthwise, flags.plan);
-  print_line("isa", plan.isa());
-  print_line("threads", fmt::format("{}", plan.threads()));
+  print_line("isa", depthwise.isa());
+  print_line("threads", fmt::format("{}", depthwise.threads()));
   return 0;
 }
 
@@ -531,7 +531,7 @@ int run_info(const InfoOptions& options) {
   print_line("output shape", shape_string(conv.output_shape));
   print_line("FLOPs",
              fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
-  print_algorithms(problem, flags.plan, "");
+  print_algorithms(plan, "");
   print_line("isa", plan.isa());
   print_line("threads", fmt::format("{}", plan.threads()));
   return 0;

@@ -778,7 +778,7 @@ HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t 
 // whole tile runs without copies. Measured on Conformer K = 31 (1000
 // outputs per row): ~160-170 GFLOP/s, against ~135 for the previous
 // kernel (12-vector blocks reloading their inputs per residue pair, edges
-// on padded copies); J = 12 with the inputs in registers spills. Sums run in
+// on padded copies); J = 6 and J = 12 measured slower. Sums run in
 // SharedRow's order (residues ascending, the taps of a residue ascending),
 // so results do not depend on where blocks start.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
