@@ -28,17 +28,18 @@ using kernels::direct::Kind;
 using kernels::direct::Target;
 using kernels::direct::Task;
 
-// The operand a tile streams per reduction step from L1 (the slab, or the
-// weight panel) is kept at 32 KiB of the 48 KiB L1: 128 steps of 64 floats,
-// long enough to amortise loading and storing the accumulators (~8% at 96).
+// The operand a tile streams per reduction step from L1 (the staged input
+// channels, or the weight panel) is kept at 32 KiB of the 48 KiB L1: 128
+// steps of 64 floats or more, long enough to amortise loading and storing
+// the accumulators (~8% slower at 96).
 constexpr int64_t kL1OperandBytes = 32 * 1024;
 // length_vectors: length tiles per task; a task reuses each weight chunk
 // (C_out x chunk, in L2) over this many tiles.
 constexpr int64_t kLengthTilesPerTask = 4;
 // Per-task blocks that live in L2 (2 MiB here) for the whole task: the
 // outputs (across reduction chunks) and, for channel_vectors, the staged
-// input span. Each slab is packed once per task, so the more output channels
-// a task covers the less packing per FMA: 1 MiB keeps 512 channels x 256
+// input span. Each tile's input is staged once per task, so the more output
+// channels a task covers the less staging per FMA: 1 MiB keeps 512 channels x 256
 // positions in one task (~4% faster than two at stride 2).
 constexpr int64_t kTaskOutputBytes = 1024 * 1024;
 constexpr int64_t kTaskStageBytes = 512 * 1024;
@@ -78,8 +79,15 @@ class DirectExecutor final : public detail::Executor {
     if (g.kind == Kind::length_vectors) {
       g.block_channels = target_.rows;
       g.tile_positions = vector_width;
-      g.span = (vector_width - 1) * p.stride + (K - 1) * p.dilation + 1;
-      g.stage_pitch = ceil_div(g.span + p.stride - 1, line) * line;
+      // Whichever layout copies fewer elements per channel.
+      const int64_t phase_length = vector_width + (K - 1) * p.dilation / p.stride;
+      g.taps_share_rows = p.stride * phase_length <= K * vector_width;
+      g.rows_per_channel = g.taps_share_rows ? p.stride : K;
+      g.row_length = g.taps_share_rows ? phase_length : vector_width;
+      const int64_t align = std::max(line, lanes);
+      g.row_pitch = ceil_div(g.row_length, align) * align;
+      g.reach = g.taps_share_rows ? p.stride * ceil_div(g.row_length, lanes) * lanes
+                                  : (K - 1) * p.dilation + p.stride * vector_width;
     } else {
       g.block_channels = vector_width;
       g.tile_positions = target_.rows;
@@ -89,12 +97,27 @@ class DirectExecutor final : public detail::Executor {
       if (g.position_pitch * element % 1024 == 0) g.position_pitch += line;
     }
     g.co_blocks_per_group = ceil_div(g.out_channels_per_group, g.block_channels);
-    // Equal chunks: a reduction of 1536 at a 128-step budget is 12 x 128.
-    const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (vector_width * element));
-    g.chunk = ceil_div(g.reduction, ceil_div(g.reduction, budget));
     if (g.kind == Kind::length_vectors) {
-      g.stage_channels = std::min(g.in_channels_per_group, (g.chunk - 1) / K + 2);
+      // Equal chunks of whole channels, as many as fit the budget.
+      const int64_t channel_bytes = g.rows_per_channel * g.row_pitch * element;
+      const int64_t cin = g.in_channels_per_group;
+      const int64_t fit = std::max<int64_t>(1, kL1OperandBytes / channel_bytes);
+      g.chunk_channels = ceil_div(cin, ceil_div(cin, fit));
+      g.chunk = g.chunk_channels * K;
+      offsets_.resize(static_cast<size_t>(g.chunk));
+      for (int64_t ci = 0; ci < g.chunk_channels; ++ci) {
+        for (int64_t k = 0; k < K; ++k) {
+          const int64_t shift = k * p.dilation;
+          const int64_t row = g.taps_share_rows ? shift % p.stride : k;
+          const int64_t from = g.taps_share_rows ? shift / p.stride : 0;
+          offsets_[ci * K + k] = (ci * g.rows_per_channel + row) * g.row_pitch + from;
+        }
+      }
+      g.vector_offsets = offsets_.data();
     } else {
+      // Equal chunks: a reduction of 1536 at a 128-step budget is 12 x 128.
+      const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (vector_width * element));
+      g.chunk = ceil_div(g.reduction, ceil_div(g.reduction, budget));
       offsets_.resize(static_cast<size_t>(g.reduction));
       for (int64_t k = 0; k < K; ++k) {
         for (int64_t ci = 0; ci < g.in_channels_per_group; ++ci) {
@@ -126,8 +149,8 @@ class DirectExecutor final : public detail::Executor {
  private:
   // weight (C_out, C_in/G, K) -> [group][chunk][co_block][r in chunk]
   // [block_channels]: the order the tiles stream it in, one contiguous run
-  // per chunk. r = ci*K + k for length_vectors (a slab row is one tap of one
-  // channel); r = k*C_in/G + ci for channel_vectors (consecutive steps read
+  // per chunk. r = ci*K + k for length_vectors (a chunk is whole channels,
+  // each tap a step); r = k*C_in/G + ci for channel_vectors (consecutive steps read
   // consecutive channels of one staged position). Channels past the group's
   // last are zero, and so is a missing bias: the first chunk always adds one.
   template <class T>

@@ -10,10 +10,13 @@
 // other. Two tile shapes, picked by the layout the plan is made for:
 //
 // - length_vectors (NCL output): rows = output channels, vectors along the
-//   length. X is packed per task into a "slab" (chunk rows x tile
-//   positions, L1-sized, r = ci*K + k), so every load is aligned and the
-//   copy resolves padding, stride, dilation and tensor strides; it costs
-//   O(chunk x tile) against O(C_out x chunk x tile) multiply-adds.
+//   length, r = ci*K + k. Per length tile and reduction chunk the input
+//   channels the chunk reads are staged once (L1-sized, padding applied,
+//   tensor strides resolved), each as `stride` phase rows: phase p holds the
+//   padded positions base + p + j*stride. Tap k of a channel is then the
+//   phase row (k*dilation) % stride read from element (k*dilation) / stride
+//   on: stride and dilation are address arithmetic (a table of per-step
+//   offsets), and the copy is O(channels x span), not O(chunk x tile).
 // - channel_vectors (NLC output): rows = positions, vectors along the output
 //   channels. The task's input span is staged once, position-major with
 //   padding applied ([position][channel]), and broadcast from there; the
@@ -50,13 +53,26 @@ struct Geometry {
   int64_t reduction = 0;       // in_channels_per_group * kernel_size
   int64_t chunk = 0;           // reduction steps per cache block
 
-  // length_vectors: padded input positions one tile reads, (tile-1)*stride +
-  // (K-1)*dilation + 1. Staged (copied with padding applied) near the edges
-  // or when the input is not contiguous along the length; stage_pitch adds
-  // stride-1 elements of slack for the de-interleaving loads.
-  int64_t span = 0;
-  int64_t stage_pitch = 0;
-  int64_t stage_channels = 0;  // most channels one chunk touches
+  // length_vectors: the staged input. A chunk is chunk_channels whole input
+  // channels (chunk = chunk_channels * K steps), each staged as
+  // rows_per_channel rows of row_length elements, row_pitch apart (whole
+  // cache lines):
+  // - taps_share_rows: `stride` phase rows of tile + (K-1)*dilation/stride
+  //   elements; tap k reads phase (k*dilation) % stride from element
+  //   (k*dilation) / stride on;
+  // - otherwise (taps further apart than a tile: large dilation, or K = 1
+  //   with stride > 1, where phases would copy unused elements): one row of
+  //   `tile` elements per tap.
+  // Step s of a chunk reads its vectors at vector_offsets[s] from the
+  // chunk's first staged row. reach: padded positions from a tile's first
+  // that staging reads.
+  bool taps_share_rows = true;
+  int64_t rows_per_channel = 0;
+  int64_t row_length = 0;
+  int64_t row_pitch = 0;
+  int64_t reach = 0;
+  int64_t chunk_channels = 0;
+  const int64_t* vector_offsets = nullptr;  // [chunk]
 
   // channel_vectors: elements per staged position, and the offset of
   // reduction step r = k*C_in/G + ci from a position's first element:
@@ -93,15 +109,14 @@ struct Args {
 // Scratch of one task, in bytes, each part 64-byte aligned, then (when the
 // output cannot be written in place) a tile of the task's outputs.
 using core::round_up_64;
-// length_vectors: slab, stage and the source index of each staged position.
-inline size_t slab_bytes(const Geometry& g, size_t element_size) {
-  return round_up_64(static_cast<size_t>(g.chunk * g.tile_positions) * element_size);
-}
+// length_vectors: the staged channels of a chunk and the source index of
+// each padded position a tile reads.
 inline size_t stage_bytes(const Geometry& g, size_t element_size) {
-  return round_up_64(static_cast<size_t>(g.stage_channels * g.stage_pitch) * element_size);
+  return round_up_64(static_cast<size_t>(g.chunk_channels * g.rows_per_channel * g.row_pitch) *
+                     element_size);
 }
 inline size_t index_bytes(const Geometry& g) {
-  return round_up_64(static_cast<size_t>(g.stage_pitch) * sizeof(int64_t));
+  return round_up_64(static_cast<size_t>(g.reach) * sizeof(int64_t));
 }
 // channel_vectors: the staged span of `positions` outputs.
 inline int64_t task_span(const Geometry& g, int64_t positions) {
@@ -113,7 +128,7 @@ inline size_t task_stage_bytes(const Geometry& g, int64_t positions, size_t elem
 }
 inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, size_t element_size) {
   if (g.kind == Kind::channel_vectors) return task_stage_bytes(g, task_positions, element_size);
-  return slab_bytes(g, element_size) + stage_bytes(g, element_size) + index_bytes(g);
+  return stage_bytes(g, element_size) + index_bytes(g);
 }
 
 // Whether tiles accumulate straight into the output: it must be contiguous

@@ -40,18 +40,26 @@ constexpr size_t kVectors = 3;
 // - rows_per_step: kRows packed values (weights), one per tile row, with a
 //   bias per tile row; rows_per_step_streamed also prefetches them, for
 //   weights that stream from L2 or beyond (direct: all output channels'
-//   panels of a chunk pass through each slab);
+//   panels of a chunk pass through each staged input);
 // - offsets / consecutive: element m * row_pitch of a row that starts at
 //   broadcasts + offsets[step] (direct: staged input) or broadcasts + step
 //   (separable: the depthwise tile), with a bias per vector lane.
 enum class Broadcasts { rows_per_step, rows_per_step_streamed, offsets, consecutive };
 
+// Where a step's vector operand starts: vector_pitch elements after the
+// previous step's (pitched), or at vectors + vector_offsets[step] (offsets:
+// direct reads taps of staged input rows, so a step's vectors need not be
+// aligned).
+enum class VectorRows { pitched, offsets };
+
 template <class T>
 struct TileArgs {
   // Rows of kVectors * Lanes elements, one per reduction step, vector_pitch
-  // elements apart, 64-byte aligned.
+  // elements apart and 64-byte aligned (VectorRows::pitched), or at
+  // vector_offsets[step] (VectorRows::offsets).
   const T* vectors;
   size_t vector_pitch;
+  const int64_t* vector_offsets;
   const T* broadcasts;
   const int64_t* offsets;  // Broadcasts::offsets only
   size_t row_pitch;        // offsets and consecutive only
@@ -86,7 +94,7 @@ HWY_INLINE void PrefetchAhead(const void* p) {
 // results do not depend on the tiling or the thread count. Branch-free
 // (Accumulate is a template parameter) so that GCC keeps the accumulators
 // in registers from the first load to the last store.
-template <Broadcasts kFrom, size_t M, size_t NV, bool Accumulate, class T>
+template <Broadcasts kFrom, VectorRows kRowsFrom, size_t M, size_t NV, bool Accumulate, class T>
 void Tile(const TileArgs<T>& a) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
@@ -113,12 +121,18 @@ void Tile(const TileArgs<T>& a) {
   const T* HWY_RESTRICT vectors = a.vectors;
   const T* HWY_RESTRICT broadcasts = a.broadcasts;
   const int64_t* HWY_RESTRICT offsets = a.offsets;
+  const int64_t* HWY_RESTRICT vector_offsets = a.vector_offsets;
   size_t steps = a.steps;
   // A do-while (steps >= 1) spares GCC a zero-trip path that would stage
   // the accumulators on the stack.
   do {
     V x[NV];
-    for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
+    if constexpr (kRowsFrom == VectorRows::offsets) {
+      const T* HWY_RESTRICT row = vectors + *vector_offsets++;
+      for (size_t v = 0; v < NV; ++v) x[v] = hn::LoadU(d, row + v * lanes);
+    } else {
+      for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
+    }
     if constexpr (kPerRow) {
       if constexpr (kFrom == Broadcasts::rows_per_step_streamed) PrefetchAhead(broadcasts);
       for (size_t m = 0; m < M; ++m) {
@@ -138,19 +152,20 @@ void Tile(const TileArgs<T>& a) {
         for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
       }
     }
-    vectors += vector_pitch;
+    if constexpr (kRowsFrom == VectorRows::pitched) vectors += vector_pitch;
   } while (--steps != 0);
   for (size_t m = 0; m < M; ++m) {
     for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[m][v], d, out + m * out_pitch + v * lanes);
   }
 }
 
-template <Broadcasts kFrom, size_t M, size_t NV, class T>
+template <Broadcasts kFrom, size_t M, size_t NV, class T,
+          VectorRows kRowsFrom = VectorRows::pitched>
 HWY_INLINE void CallTile(const TileArgs<T>& a, bool accumulate) {
   if (accumulate) {
-    Tile<kFrom, M, NV, true>(a);
+    Tile<kFrom, kRowsFrom, M, NV, true>(a);
   } else {
-    Tile<kFrom, M, NV, false>(a);
+    Tile<kFrom, kRowsFrom, M, NV, false>(a);
   }
 }
 
