@@ -144,6 +144,12 @@ const std::vector<Problem>& sweep() {
           "mb1ic3oc3iw500kw9sw1dl1pl4pr4g3_reflect", "mb2ic3oc3iw9000kw31sw1dl1pl15pr15g3",
           "mb1ic2oc2iw333kw32sw1dl1pl0pr0g2", "mb1ic4oc8iw700kw13sw1dl1pl6pr6g4_f64",
           "mb1ic2oc2iw400kw16sw1dl1pl8pr7g2_f64", "mb1ic20oc20iw100kw4sw1dl1pl3pr0g20_nlc",
+          // Input channels staged over several reduction chunks in NCL
+          // (stride phases, a row per tap for wide dilation or K = 1 with
+          // stride), including a last, shorter chunk.
+          "mb1ic161oc20iw150kw3sw1dl2pl2pr2g1", "mb1ic131oc13iw200kw3sw2dl1pl1pr1g1_reflect",
+          "mb1ic201oc7iw70kw1sw3dl1pl0pr0g1", "mb1ic71oc9iw400kw3sw1dl80pl0pr0g1",
+          "mb1ic97oc11iw90kw5sw2dl2pl4pr4g1_circular_f64",
           // Large enough for several threads in ThreadCountDoesNotChangeBits.
           "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24", "mb1ic3oc3iw600kw20sw1dl1pl10pr9g3",
           "mb1ic16oc16iw300kw5sw1dl1pl2pr2g16_nlc", "mb1ic2oc2iw500kw10sw1dl1pl0pr0g2_f64"}) {

@@ -7,12 +7,29 @@
 #include <cstdint>
 #include <cstdlib>
 
+#if defined(__GLIBC__)
+#include <unistd.h>
+#endif
+
 #include "core/strings.hpp"
 
 namespace conv1d::core {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// This core's L1 data cache, for sizing the blocks that must stay in it
+// (48 KiB when the C library cannot tell).
+inline int64_t l1_data_bytes() {
+  static const int64_t bytes = [] {
+    long detected = 0;
+#if defined(__GLIBC__) && defined(_SC_LEVEL1_DCACHE_SIZE)
+    detected = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+    return detected >= 16 * 1024 ? static_cast<int64_t>(detected) : int64_t{48 * 1024};
+  }();
+  return bytes;
+}
 
 // 64-byte aligned, at least `bytes` long, valid until the same thread asks
 // the same slot again. `Slot` keeps buffers apart that one thread holds at

@@ -28,11 +28,16 @@ using kernels::direct::Kind;
 using kernels::direct::Target;
 using kernels::direct::Task;
 
-// The operand a tile streams per reduction step from L1 (the staged input
-// channels, or the weight panel) is kept at 32 KiB of the 48 KiB L1: 128
-// steps of 64 floats or more, long enough to amortise loading and storing
-// the accumulators (~8% slower at 96).
+// The operand a tile streams per reduction step from L1 (the weight panel
+// of channel_vectors) is kept at 32 KiB of the 48 KiB L1: 128 steps of 64
+// floats, long enough to amortise loading and storing the accumulators (~8%
+// slower at 96).
 constexpr int64_t kL1OperandBytes = 32 * 1024;
+// length_vectors: the staged input channels of a chunk fill up to 5/6 of L1
+// (40 of 48 KiB): the fewer chunks, the fewer reloads of partial sums, and
+// one chunk writes the output in place (TCN's 128 channels in one chunk
+// instead of two: 2-7% faster).
+inline int64_t staged_budget_bytes() { return core::l1_data_bytes() * 5 / 6; }
 // length_vectors: length tiles per task; a task reuses each weight chunk
 // (C_out x chunk, in L2) over this many tiles.
 constexpr int64_t kLengthTilesPerTask = 4;
@@ -101,7 +106,7 @@ class DirectExecutor final : public detail::Executor {
       // Equal chunks of whole channels, as many as fit the budget.
       const int64_t channel_bytes = g.rows_per_channel * g.row_pitch * element;
       const int64_t cin = g.in_channels_per_group;
-      const int64_t fit = std::max<int64_t>(1, kL1OperandBytes / channel_bytes);
+      const int64_t fit = std::max<int64_t>(1, staged_budget_bytes() / channel_bytes);
       g.chunk_channels = ceil_div(cin, ceil_div(cin, fit));
       g.chunk = g.chunk_channels * K;
       offsets_.resize(static_cast<size_t>(g.chunk));
