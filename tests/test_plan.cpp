@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <conv1d/conv1d.hpp>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "conv_testing.hpp"
+#include "core/interned.hpp"
 #include "tensor_testing.hpp"
 
 namespace conv1d {
@@ -202,6 +204,49 @@ TEST(Plan, PlansWithEqualWeightsShareButNeverMix) {
   reference::backward_data<float>(short_problem, first.expected.cview(), first.weight.data(),
                                   expected_grad.view, 1);
   EXPECT_EQ(testing::count_mismatches<float>(grad_input.cview(), expected_grad.cview()), 0);
+}
+
+// The weights copy kept for backward is overwritten when its plan is its
+// only holder, and copied anew while another plan shares it.
+TEST(Interned, OverwritesOnlyAnUnsharedCopy) {
+  const std::vector<float> one(1000, 1.0f);
+  const std::vector<float> two(1000, 2.0f);
+  const size_t bytes = one.size() * sizeof(float);
+  const auto holds = [&](const auto& copy, const std::vector<float>& values) {
+    return copy->size() == bytes && std::memcmp(copy->data(), values.data(), bytes) == 0;
+  };
+  auto held = core::intern_bytes(one.data(), bytes);
+  const std::byte* address = held->data();
+  held = core::intern_bytes(two.data(), bytes, std::move(held));
+  EXPECT_EQ(held->data(), address);
+  EXPECT_TRUE(holds(held, two));
+
+  auto other = core::intern_bytes(two.data(), bytes);  // equal contents: shared
+  EXPECT_EQ(other, held);
+  held = core::intern_bytes(one.data(), bytes, std::move(held));
+  EXPECT_NE(held, other);
+  EXPECT_TRUE(holds(held, one));
+  EXPECT_TRUE(holds(other, two));
+}
+
+// A plan's backward follows each set_weights.
+TEST(Plan, BackwardFollowsNewWeights) {
+  std::mt19937_64 rng(12);
+  const Problem problem = Problem::parse("mb2ic8oc12iw90kw5sw2dl1pl2pr2g1");
+  Plan plan(problem, PlanOptions{"direct"});
+  for (int update = 0; update < 3; ++update) {
+    const testing::Workload<float> work(problem, rng);
+    plan.set_weights(work.weight.data(), work.bias_data());
+    testing::Activation<float> grad_input(problem.batch, problem.in_channels, problem.length,
+                                          problem.layout);
+    testing::Activation<float> expected(problem.batch, problem.in_channels, problem.length,
+                                        problem.layout);
+    plan.backward_data(work.expected.cview(), grad_input.view);
+    reference::backward_data<float>(problem, work.expected.cview(), work.weight.data(),
+                                    expected.view, 1);
+    EXPECT_EQ(testing::count_mismatches<float>(grad_input.cview(), expected.cview()), 0)
+        << "update " << update;
+  }
 }
 
 TEST(Isa, CapIsRespected) {

@@ -12,7 +12,12 @@
 namespace conv1d::core {
 
 // A copy of data[0, bytes), the same object for equal contents while any
-// holder keeps it alive. Thread-safe.
-std::shared_ptr<const std::vector<std::byte>> intern_bytes(const void* data, size_t bytes);
+// holder keeps it alive. `replaced` is the caller's previous copy: when the
+// caller is its only holder and the size matches, it is overwritten rather
+// than a new copy allocated (a layer whose weights change every training
+// step would otherwise fault in fresh pages every step). Thread-safe.
+std::shared_ptr<const std::vector<std::byte>> intern_bytes(
+    const void* data, size_t bytes,
+    std::shared_ptr<const std::vector<std::byte>> replaced = nullptr);
 
 }  // namespace conv1d::core

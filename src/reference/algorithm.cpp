@@ -1,5 +1,6 @@
 // The reference as a registry entry: supports everything, chosen last.
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/executor.hpp"
@@ -18,7 +19,8 @@ class ReferenceExecutor final : public detail::Executor {
     const Problem& p = problem_;
     const size_t weight_count =
         static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size);
-    weight_ = core::intern_bytes(weight, weight_count * static_cast<size_t>(dtype_size(p.dtype)));
+    weight_ = core::intern_bytes(weight, weight_count * static_cast<size_t>(dtype_size(p.dtype)),
+                                 std::move(weight_));
     if (p.dtype == DType::f32) {
       copy_bias(static_cast<const float*>(bias), static_cast<size_t>(p.out_channels), bias_f32_);
     } else {
