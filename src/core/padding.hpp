@@ -2,7 +2,6 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <cstdint>
 
 namespace conv1d::core {
@@ -24,6 +23,14 @@ inline int64_t source_index(int64_t position, int64_t length, PaddingMode mode) 
       return position < 0 ? position + length : position - length;
   }
   return -1;
+}
+
+// As source_index, for a position anywhere: past the padding on either side
+// (read only by a tile's discarded tail outputs) it reads a zero.
+inline int64_t padded_source_index(int64_t position, int64_t length, int64_t pad_left,
+                                   int64_t pad_right, PaddingMode mode) {
+  if (position < -pad_left || position >= length + pad_right) return -1;
+  return source_index(position, length, mode);
 }
 
 }  // namespace conv1d::core

@@ -161,12 +161,9 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
     }
     return;
   }
-  const int64_t padded_end = g.length + g.pad_right;
   for (int64_t j = 0; j < g.reach; ++j) {
-    const int64_t position = base + j;
-    const int64_t source = position >= -g.pad_left && position < padded_end
-                               ? core::source_index(position, g.length, g.padding_mode)
-                               : -1;
+    const int64_t source =
+        core::padded_source_index(base + j, g.length, g.pad_left, g.pad_right, g.padding_mode);
     index[j] = source < 0 ? -1 : source * input.length_stride;
   }
   // Row `row` of each channel: element i is padded position
@@ -346,12 +343,9 @@ void StagePositions(const Geometry& g, const TensorRef<const T>& input, int64_t 
                     int64_t base, int64_t positions, T* HWY_RESTRICT stage) {
   const T* src = input.data + n * input.batch_stride + first_in * input.channel_stride;
   const int64_t channels = g.in_channels_per_group;
-  const int64_t padded_end = g.length + g.pad_right;
   for (int64_t p = 0; p < positions; ++p) {
-    const int64_t position = base + p;
-    const int64_t source = position >= -g.pad_left && position < padded_end
-                               ? core::source_index(position, g.length, g.padding_mode)
-                               : -1;
+    const int64_t source =
+        core::padded_source_index(base + p, g.length, g.pad_left, g.pad_right, g.padding_mode);
     T* HWY_RESTRICT to = stage + p * g.position_pitch;
     if (source < 0) {
       std::fill(to, to + channels, T(0));

@@ -170,13 +170,10 @@ void GatherBlock(const Args<T>& a, int64_t global_block, int64_t panel, T* HWY_R
   const int64_t lanes = g.lanes;
   const int64_t n = global_block / g.blocks_per_sample;
   const int64_t base = global_block % g.blocks_per_sample * g.block_outputs - g.pad_left;
-  const int64_t padded_end = g.length + g.pad_right;
   const TensorRef<const T>& input = a.input;
   for (int64_t i = 0; i < g.fft_size; ++i) {
-    const int64_t position = base + i;
-    const int64_t source = position >= -g.pad_left && position < padded_end
-                               ? core::source_index(position, g.length, g.padding_mode)
-                               : -1;
+    const int64_t source =
+        core::padded_source_index(base + i, g.length, g.pad_left, g.pad_right, g.padding_mode);
     index[i] = source < 0 ? -1 : source * input.length_stride;
   }
   const int64_t first = panel * lanes;
