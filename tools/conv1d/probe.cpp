@@ -97,11 +97,15 @@ MachinePeak measure_peak(int threads) {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   peak.isa = avx512 ? "avx512" : avx2 ? "avx2" : "none";
   // Best of several short runs: the machine may be shared and noisy, and a
-  // neighbour can hold one of its cores for tens of milliseconds. Many short
-  // FMA rounds (~7 ms each), fewer of the slower copies.
-  constexpr int kFmaRounds = 24;
+  // neighbour can hold one of its cores for hundreds of milliseconds (two
+  // threads read 208-276 instead of ~420 GFLOP/s here when the rounds ran
+  // back to back). Many short FMA rounds (~7 ms each) spread over ~1.5 s,
+  // fewer of the slower copies.
+  constexpr int kFmaRounds = 32;
+  constexpr auto kFmaPause = std::chrono::milliseconds(40);
   constexpr int kCopyRounds = 5;
   for (int round = 0; round < kFmaRounds; ++round) {
+    if (round > 0) std::this_thread::sleep_for(kFmaPause);
     const double flops_per_s = run_on_threads(threads, [&] {
       float local = 0;
       const double flops = avx512 ? fma_loop_avx512(4'000'000, &local)
