@@ -291,7 +291,7 @@ class DirectExecutor final : public detail::Executor {
 std::optional<std::string> why_not(const Problem&) { return std::nullopt; }
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
-// whichever is slower. The fraction is what large layers reach here (~0.78
+// whichever is slower. The fraction is what large layers reach here (~0.88
 // of ~215 GFLOP/s on one AVX-512 core), scaled down for the work wasted in
 // partial register tiles and for short reductions, whose loads and stores
 // of accumulators (~60 cycles a tile) weigh against ~12 cycles per step.
@@ -314,7 +314,7 @@ double estimated_seconds(const Problem& p) {
   const double steps =
       static_cast<double>(std::min<int64_t>(p.in_channels_per_group() * p.kernel_size, 128));
   const double step_use = steps * 12 / (steps * 12 + 60);
-  double compute = p.flops() / (peak * 0.78 * tile_use * step_use);
+  double compute = p.flops() / (peak * 0.88 * tile_use * step_use);
   // One input channel per group (depthwise) wastes most of each tile; such
   // layers belong to the depthwise algorithm.
   if (p.groups > 1 && p.in_channels_per_group() < 4) compute *= 4;
