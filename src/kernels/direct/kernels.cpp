@@ -166,9 +166,10 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
         core::padded_source_index(base + j, g.length, g.pad_left, g.pad_right, g.padding_mode);
     index[j] = source < 0 ? -1 : source * input.length_stride;
   }
-  // Row `row` of each channel: element i is padded position
+  // Element i of row `row` of each channel is padded position
   // first + i * stride of the tile's span.
-  const auto fill = [&](int64_t row, int64_t first) {
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t first = g.taps_share_rows ? row : row * g.dilation;
     for (int64_t c = 0; c < channels; ++c) {
       const T* HWY_RESTRICT from = src + c * input.channel_stride;
       T* HWY_RESTRICT to = stage + (c * rows + row) * pitch;
@@ -177,8 +178,7 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
         to[i] = at < 0 ? T(0) : from[at];
       }
     }
-  };
-  for (int64_t row = 0; row < rows; ++row) fill(row, g.taps_share_rows ? row : row * g.dilation);
+  }
 }
 
 // Output tile [channel][position] (rows `pitch` apart) -> the output, in
@@ -234,21 +234,13 @@ class StagePrefetch {
     const int64_t stop = std::min(rows_, next_ + rows_per_part_);
     for (; next_ < stop; ++next_) {
       const char* row = first_ + next_ * pitch_bytes_;
-      for (int64_t b = 0; b < row_bytes_; b += 64) ToL2(row + b);
-      ToL2(row + row_bytes_ - 1);
+      const auto at = reinterpret_cast<uintptr_t>(row);
+      for (int64_t b = 0; b < row_bytes_; b += 64) tile::PrefetchLine<false>(at + b);
+      tile::PrefetchLine<false>(at + row_bytes_ - 1);
     }
   }
 
  private:
-  // As PrefetchAhead in tile-inl.h: GCC drops loops of __builtin_prefetch.
-  static void ToL2(const char* p) {
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
-    asm volatile("prefetcht1 %0" : : "m"(*p));
-#else
-    hwy::Prefetch(p);
-#endif
-  }
-
   const char* first_ = nullptr;
   int64_t row_bytes_ = 0;
   int64_t pitch_bytes_ = 0;
