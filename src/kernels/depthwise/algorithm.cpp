@@ -237,9 +237,10 @@ std::optional<std::string> why_not(const Problem& p) {
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
 // whichever is slower. Fractions measured on one AVX-512 core (peak
-// ~215-235 GFLOP/s): Conformer K = 31 reaches ~160 GFLOP/s as NCL rows
-// shifted in registers (~90 with unaligned loads only), ~120 as
-// channels-last channel vectors.
+// ~205-235 GFLOP/s): Conformer K = 31 reaches ~180 GFLOP/s as NCL float
+// rows in the hand-scheduled 12-vector block (~160 in the 8-vector
+// intrinsics block that K <= 16 and float64 use, ~90 with unaligned loads
+// only), ~120 as channels-last channel vectors.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::depthwise::chosen_target();
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
@@ -250,6 +251,7 @@ double estimated_seconds(const Problem& p) {
   if (target.lanes_f32 == 16 && p.stride == 1 && p.dilation == 1 &&
       p.in_channels_per_group() == 1 && p.kernel_size <= 2 * lanes) {
     efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
+    if (p.dtype == DType::f32 && p.kernel_size > lanes) efficiency = 0.8;
   }
   if (choose_shape(p, lanes) == Shape::channel_vectors) {
     efficiency = p.stride == p.dilation ? 0.65 : 0.4;  // taps share loads, or not

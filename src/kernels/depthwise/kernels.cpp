@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "core/isa.hpp"
 #include "core/padding.hpp"
 #include "kernels/depthwise/depthwise.hpp"
+#include "kernels/depthwise/wide_row_block_x86.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace conv1d::kernels::depthwise {
@@ -923,6 +925,25 @@ HWY_NOINLINE void ShiftedRow(D d, const T* row, int64_t length, int64_t start, c
   constexpr auto J = static_cast<int64_t>(kShiftedVectors);
   const int64_t vectors = (count + N - 1) / N;
   int64_t v = 0;
+#ifdef CONV1D_HAVE_WIDE_ROW_BLOCK
+  // float rows with two taps on some residue: the hand-scheduled 12-vector
+  // block wherever its whole input lies inside the row, this kernel's
+  // blocks before (the left padding) and after.
+  if constexpr (std::is_same_v<T, float> && N == 16) {
+    if (K > N) {
+      constexpr int64_t kWide = kWideBlockVectors;
+      for (; v + kWide < vectors; v += J) {
+        if (start + v * N >= 0) break;
+        AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
+                                                y + v * N, N);
+      }
+      for (; v + kWide < vectors && start + (v + kWideBlockInputVectors) * N <= length;
+           v += kWide) {
+        WideRowBlock(row + start + v * N, weight, bias, K, y + v * N);
+      }
+    }
+  }
+#endif
   for (; v + J < vectors; v += J) {
     AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
                                             y + v * N, N);
