@@ -78,7 +78,9 @@ constexpr int64_t kWideBlockInputVectors = kWideBlockVectors + 2;
   "1:\n\t" CONV1D_WB_ONE_TAP(R) \
   "2:\n\t"
 #define CONV1D_WB_INPUT(M, Z) "vmovups " #M "*64(%[x]), %%zmm" #Z "\n\t"
-#define CONV1D_WB_BIAS_TAP0(A, Z) "vmovaps %%zmm29, %%zmm" #A "\n\tvfmadd231ps %%zmm" #Z ", %%zmm26, %%zmm" #A "\n\t"
+#define CONV1D_WB_BIAS_TAP0(A, Z) \
+  "vmovaps %%zmm29, %%zmm" #A "\n\t" \
+  "vfmadd231ps %%zmm" #Z ", %%zmm26, %%zmm" #A "\n\t"
 #define CONV1D_WB_RESIDUE0_TAP16(A, Z) "vfmadd231ps %%zmm" #Z ", %%zmm27, %%zmm" #A "\n\t"
 #define CONV1D_WB_STORE(A) "vmovups %%zmm" #A ", " #A "*64(%[y])\n\t"
 // clang-format on
@@ -117,9 +119,9 @@ __attribute__((target("avx512f"))) inline void WideRowBlock(const float* x, cons
       // clang-format on
       :
       : [x] "r"(x), [w] "r"(weight), [b] "m"(bias), [k] "r"(K), [y] "r"(y)
-      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19",
-        "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29");
+      : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+        "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
+        "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29");
 }
 
 #undef CONV1D_WB_SHIFT
