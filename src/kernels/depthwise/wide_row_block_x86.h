@@ -121,7 +121,8 @@ __attribute__((target("avx512f"))) inline void WideRowBlock(const float* x, cons
       : [x] "r"(x), [w] "r"(weight), [b] "m"(bias), [k] "r"(K), [y] "r"(y)
       : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
         "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18",
-        "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29");
+        "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28",
+        "xmm29");
 }
 
 #undef CONV1D_WB_SHIFT
