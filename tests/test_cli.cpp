@@ -301,11 +301,23 @@ TEST_F(cli, BenchWritesJson) {
   ASSERT_EQ(json.size(), 2u);
   EXPECT_EQ(json[0]["name"], "tiny");
   EXPECT_EQ(json[1]["name"], "tiny_dw");
+  // The FMA peak is probed before and after the layers; the JSON rates them
+  // against the higher of the two.
+  const auto probe = [&](const std::string& prefix) {
+    const size_t at = result.out.find(prefix);
+    EXPECT_NE(at, std::string::npos) << result.out;
+    return at == std::string::npos ? 0.0 : std::stod(result.out.substr(at + prefix.size()));
+  };
+  const double peak =
+      std::max(probe("machine peak on 1 thread(s): "), probe("machine peak at the end: "));
+  ASSERT_GT(peak, 0.0);
   for (const auto& row : json) {
     EXPECT_TRUE(row["algorithm"].is_string());
     EXPECT_EQ(row["threads"], 1);
     EXPECT_GT(row["ms"].get<double>(), 0.0);
     EXPECT_GT(row["gflops"].get<double>(), 0.0);
+    EXPECT_NEAR(row["percent_of_peak"].get<double>() * peak, 100.0 * row["gflops"].get<double>(),
+                1e-3 * 100.0 * row["gflops"].get<double>());
   }
 }
 
