@@ -685,7 +685,9 @@ HWY_INLINE void RowDispatch(D d, const T* const* taps, const T* weight, int64_t 
 // memory operand: twice the cache-line-split loads this kernel is bound by.
 template <class V>
 HWY_INLINE void KeepInRegister(V& v) {
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+// (EMU128 and SCALAR vectors are structs, not registers.)
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_EMU128 && \
+    HWY_TARGET != HWY_SCALAR
   asm("" : "+v"(v.raw));
 #else
   (void)v;
@@ -809,9 +811,9 @@ constexpr bool kShiftedRows = false;
 // loaded rather than shifted: 3, 7, 11, 15 measured 2-6% faster than 1, 5,
 // 9, 13, than every odd residue or than none (K = 9, 13, 31).
 constexpr size_t kShiftedVectors = 8;
-constexpr unsigned kLoadedResidues = 0x8888;
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr unsigned kLoadedResidues = 0x8888;
 // x[m*N + R .. + N) from whole[m] = x[m*N ..] and whole[m + 1].
 template <size_t R, bool kLoad, class D, class T>
 HWY_INLINE Vec<D> ResidueVector(D d, Vec<D> lo, Vec<D> hi, const T* x) {
