@@ -7,8 +7,11 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefi
 if(result)
   message(FATAL_ERROR "cmake --install failed")
 endif()
+# The consumer uses the library's compiler: a static library built by clang
+# needs clang's OpenMP runtime, which GCC does not link.
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/consumer -B ${WORK_DIR}/build
-                -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE result)
+                -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
+                -DCMAKE_CXX_COMPILER=${CXX_COMPILER} RESULT_VARIABLE result)
 if(result)
   message(FATAL_ERROR "configuring the consumer failed")
 endif()
@@ -31,7 +34,8 @@ if(PKG_CONFIG_FOUND)
 endif()
 if(SNDFILE_FOUND)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/wavenet_stream
-                  -B ${WORK_DIR}/wavenet -DCMAKE_PREFIX_PATH=${prefix} RESULT_VARIABLE result)
+                  -B ${WORK_DIR}/wavenet -DCMAKE_PREFIX_PATH=${prefix}
+                  -DCMAKE_CXX_COMPILER=${CXX_COMPILER} RESULT_VARIABLE result)
   if(result)
     message(FATAL_ERROR "configuring examples/wavenet_stream failed")
   endif()
