@@ -316,8 +316,11 @@ TEST_F(cli, BenchWritesJson) {
     EXPECT_EQ(row["threads"], 1);
     EXPECT_GT(row["ms"].get<double>(), 0.0);
     EXPECT_GT(row["gflops"].get<double>(), 0.0);
-    EXPECT_NEAR(row["percent_of_peak"].get<double>() * peak, 100.0 * row["gflops"].get<double>(),
-                1e-3 * 100.0 * row["gflops"].get<double>());
+    // The printed peak is rounded to 0.05 GFLOP/s (a slow sanitizer build
+    // probes ~10 GFLOP/s).
+    const double expected = 100.0 * row["gflops"].get<double>();
+    EXPECT_NEAR(row["percent_of_peak"].get<double>() * peak, expected,
+                expected * (0.051 / peak + 1e-9));
   }
 }
 
