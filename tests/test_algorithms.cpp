@@ -365,6 +365,38 @@ TEST_P(DepthwiseRows, ShiftedRowsMatchReference) {
   EXPECT_GT(checked, 150);
 }
 
+// Rows of 17..32 taps in float run through 12-vector blocks (assembly on
+// AVX-512) wherever a block's 14 input vectors lie inside the row: output
+// lengths around one and two such blocks, with and without padding on
+// either side, so that blocks start at, just inside and just outside the
+// row's ends.
+TEST_P(DepthwiseRows, WideBlocksAtTheRowEnds) {
+  std::mt19937_64 rng(17);
+  int checked = 0;
+  for (const int64_t kernel_size : {17, 24, 31, 32}) {
+    for (const int64_t out_length :
+         {191, 192, 193, 207, 208, 209, 223, 224, 225, 383, 384, 385, 400, 401}) {
+      for (const int64_t pad_left : {0, 1, 15, 16, 31}) {
+        for (const int64_t pad_right : {0, 9, 31}) {
+          ConvParams p;
+          // 16 rows: enough tasks that each row stays one tile.
+          p.in_channels = 16;
+          p.out_channels = 16;
+          p.groups = 16;
+          p.kernel_size = kernel_size;
+          p.padding = Padding::asymmetric(pad_left, pad_right);
+          const int64_t length = out_length + kernel_size - 1 - pad_left - pad_right;
+          const Problem problem = Problem::make(p, 1, length, DType::f32, Layout::ncl);
+          ASSERT_EQ(problem.out_length(), out_length);
+          ++checked;
+          EXPECT_EQ(run_strided_output<float>(problem, 1, rng), 0) << problem.to_string();
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 4 * 14 * 5 * 3);
+}
+
 std::vector<AlgorithmAndIsa> algorithm_isa_pairs() {
   std::vector<AlgorithmAndIsa> pairs;
   for (const auto& algorithm : algorithm_names()) {
