@@ -324,6 +324,52 @@ TEST_F(cli, BenchWritesJson) {
   }
 }
 
+// --compare reads each worker's medians from its reply line: oneDNN's also
+// times its kernels alone ("kernel-ms="), which gets columns of its own.
+// Stand-in workers answer with fixed times; a garbled kernel time makes the
+// reply unreadable (no number is taken from it).
+TEST_F(cli, BenchComparesWithWorkers) {
+  save_bytes("suite.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups\n"
+             "tiny,1,4,8,64,3,1,same,1,1\n");
+  save_bytes("torch.py",
+             "import sys\n"
+             "for line in sys.stdin:\n"
+             "    print('3.0 torch-standin', flush=True)\n");
+  const auto onednn_worker = [&](const std::string& reply) {
+    save_bytes("onednn.sh", "#!/bin/sh\nwhile read line; do echo '" + reply + "'; done\n");
+    std::filesystem::permissions(path("onednn.sh"), std::filesystem::perms::owner_all);
+  };
+  ::setenv("CONV1D_TORCH_WORKER", path("torch.py").c_str(), 1);
+  ::setenv("CONV1D_ONEDNN_WORKER", path("onednn.sh").c_str(), 1);
+  const auto compare = [&] {
+    const Result result =
+        run("bench --suite suite.csv --budget-ms 5 --threads 1 --compare --json out.json");
+    expect_ok(result);
+    return std::make_pair(result, nlohmann::json::parse(read_text(path("out.json"))));
+  };
+
+  onednn_worker("2.5 standin kernel-ms=1.25");
+  auto [result, json] = compare();
+  EXPECT_NE(result.out.find("kernel ms"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("geometric mean speedup over onednn kernels alone"), std::string::npos)
+      << result.out;
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_EQ(json[0]["torch_ms"], 3.0);
+  EXPECT_EQ(json[0]["onednn_ms"], 2.5);
+  EXPECT_EQ(json[0]["onednn_kernel_ms"], 1.25);
+  EXPECT_FALSE(json[0].contains("torch_kernel_ms"));
+
+  onednn_worker("2.5 standin kernel-ms=fast");
+  std::tie(result, json) = compare();
+  EXPECT_TRUE(json[0]["onednn_ms"].is_null()) << json.dump();
+  EXPECT_TRUE(json[0]["onednn_kernel_ms"].is_null()) << json.dump();
+  EXPECT_EQ(json[0]["torch_ms"], 3.0);
+  ::unsetenv("CONV1D_TORCH_WORKER");
+  ::unsetenv("CONV1D_ONEDNN_WORKER");
+}
+
 // A separable row (pointwise_out_channels set) runs fused by default, and
 // in two passes with --algorithm two-pass, which skips the plain rows.
 TEST_F(cli, BenchRunsSeparableLayers) {

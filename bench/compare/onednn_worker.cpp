@@ -3,10 +3,13 @@
 // A line protocol on stdin/stdout so the benchmark can interleave rounds of
 // conv1d, PyTorch and oneDNN in one run:
 //   in:  <problem descriptor> <threads> <repetitions>
-//   out: <median milliseconds> <implementation name>   or   unsupported <why>
+//   out: <median milliseconds> <implementation name> kernel-ms=<median>
+//        or   unsupported <why>
 // The user's data is plain NCL float32, as PyTorch users have it: the timed
 // region includes the reorders into and out of oneDNN's preferred blocked
-// layout; weights are reordered once, as conv1d packs them once per plan. A
+// layout; weights are reordered once, as conv1d packs them once per plan.
+// kernel-ms times the convolution primitives alone, without those reorders:
+// oneDNN's best case, for a user whose whole network keeps its layout. A
 // separable layer ("<depthwise>+<pointwise>") is two convolution primitives
 // back to back, the second reading the first's output in oneDNN's layout (a
 // reorder between them only where their preferred layouts differ).
@@ -82,17 +85,38 @@ std::unique_ptr<Setup> make_setup(const conv1d::Problem& p, dnnl::engine& engine
 
 using Chain = std::vector<std::unique_ptr<Setup>>;
 
-void run_once(Chain& chain, dnnl::stream& stream) {
+using Clock = std::chrono::steady_clock;
+
+double milliseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Runs the chain once; returns the milliseconds spent in the convolution
+// primitives (the stream waits after each step, so the reorders' time is
+// not counted there).
+double run_once(Chain& chain, dnnl::stream& stream) {
+  double primitive_ms = 0;
   for (auto& part : chain) {
     Setup& s = *part;
     if (s.reorder_src) dnnl::reorder(s.user_src, s.src).execute(stream, s.user_src, s.src);
+    stream.wait();
+    const auto start = Clock::now();
     s.primitive.execute(stream, {{DNNL_ARG_SRC, s.src},
                                  {DNNL_ARG_WEIGHTS, s.weights},
                                  {DNNL_ARG_BIAS, s.bias},
                                  {DNNL_ARG_DST, s.dst}});
+    stream.wait();
+    primitive_ms += milliseconds_since(start);
     if (s.reorder_dst) dnnl::reorder(s.dst, s.user_dst).execute(stream, s.dst, s.user_dst);
   }
   stream.wait();
+  return primitive_ms;
+}
+
+double median(std::vector<double>& samples) {
+  std::nth_element(samples.begin(), samples.begin() + static_cast<long>(samples.size() / 2),
+                   samples.end());
+  return samples[samples.size() / 2];
 }
 
 }  // namespace
@@ -132,21 +156,18 @@ int main() {
         }
         run_once(setup, stream);  // warm-up: creates reorder primitives, touches memory
       }
-      std::vector<double> times;
+      std::vector<double> times, kernel_times;
       for (int r = 0; r < repetitions; ++r) {
-        const auto start = std::chrono::steady_clock::now();
-        run_once(setup, stream);
-        times.push_back(
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                .count());
+        const auto start = Clock::now();
+        kernel_times.push_back(run_once(setup, stream));
+        times.push_back(milliseconds_since(start));
       }
-      std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2),
-                       times.end());
       std::string implementation;
       for (const auto& part : setup) {
         implementation += (implementation.empty() ? "" : "+") + part->implementation;
       }
-      std::cout << times[times.size() / 2] << " " << implementation << std::endl;
+      std::cout << median(times) << " " << implementation << " kernel-ms=" << median(kernel_times)
+                << std::endl;
     } catch (const std::exception& error) {
       std::string message = error.what();
       std::replace(message.begin(), message.end(), '\n', ' ');

@@ -44,7 +44,13 @@ struct Result {
   double percent_of_roofline = 0.0;
   bool memory_bound = false;
   // Other libraries on the same layer (--compare), by label; NaN if not run.
-  std::vector<std::pair<std::string, double>> others_ms;
+  struct Other {
+    std::string label;
+    double ms = 0.0;
+    double kernel_ms = 0.0;  // its kernels alone (ComparisonWorker::times_kernels)
+    bool times_kernels = false;
+  };
+  std::vector<Other> others;
   std::string selection;  // Plan::selection()
   // With --tune: the cost model's choice, and the time the first plan took
   // (timing the algorithms, or reading the choice from the cache).
@@ -234,8 +240,14 @@ void write_json(const std::string& path, const std::vector<Result>& results) {
       rows.back()["heuristic_algorithm"] = result.heuristic_algorithm;
       rows.back()["tune_ms"] = result.tune_ms;
     }
-    for (const auto& [label, ms] : result.others_ms) {
-      rows.back()[label + "_ms"] = std::isnan(ms) ? nlohmann::json() : nlohmann::json(ms);
+    const auto number_or_null = [](double value) {
+      return std::isnan(value) ? nlohmann::json() : nlohmann::json(value);
+    };
+    for (const auto& other : result.others) {
+      rows.back()[other.label + "_ms"] = number_or_null(other.ms);
+      if (other.times_kernels) {
+        rows.back()[other.label + "_kernel_ms"] = number_or_null(other.kernel_ms);
+      }
     }
   }
   // Written next to the destination, then renamed: never a partial file.
@@ -354,6 +366,7 @@ int run_bench(const BenchOptions& options) {
       "weights ms");
   for (const auto& worker : workers) {
     header += fmt::format("  {:>10}  {:>8}", worker->label() + " ms", "x " + worker->label());
+    if (worker->times_kernels()) header += fmt::format("  {:>9}  {:>8}", "kernel ms", "x kernel");
   }
   fmt::print("{}\n", header);
 
@@ -413,20 +426,26 @@ int run_bench(const BenchOptions& options) {
           std::clamp(budget_seconds / rounds / std::max(warm_up, 1e-6), 1.0, 1000.0));
       std::vector<double> ours;
       std::vector<std::vector<double>> theirs(workers.size());
+      std::vector<std::vector<double>> their_kernels(workers.size());
       std::vector<std::string> notes(workers.size());
       for (int round = 0; round < rounds; ++round) {
         ours.push_back(runner.median_of(repetitions));
         for (size_t w = 0; w < workers.size(); ++w) {
-          if (auto ms = workers[w]->time(result.problem, result.threads, repetitions, notes[w])) {
-            theirs[w].push_back(*ms * 1e-3);
+          if (auto timing =
+                  workers[w]->time(result.problem, result.threads, repetitions, notes[w])) {
+            theirs[w].push_back(timing->ms);
+            if (!std::isnan(timing->kernel_ms)) their_kernels[w].push_back(timing->kernel_ms);
           }
         }
       }
       result.reps = repetitions * rounds;
       seconds = median(ours);
+      const auto median_or_nan = [](const std::vector<double>& samples) {
+        return samples.empty() ? std::nan("") : median(samples);
+      };
       for (size_t w = 0; w < workers.size(); ++w) {
-        result.others_ms.emplace_back(workers[w]->label(),
-                                      theirs[w].empty() ? std::nan("") : median(theirs[w]) * 1e3);
+        result.others.push_back({workers[w]->label(), median_or_nan(theirs[w]),
+                                 median_or_nan(their_kernels[w]), workers[w]->times_kernels()});
       }
     }
     const std::optional<Problem> pointwise =
@@ -456,30 +475,38 @@ int run_bench(const BenchOptions& options) {
         result.isa, result.threads, result.reps, result.ms, result.gflops, result.percent_of_peak,
         result.percent_of_roofline, result.memory_bound ? "m" : " ",
         milliseconds_or_dash(result.plan_ms), milliseconds_or_dash(result.weights_ms));
-    for (const auto& [label, ms] : result.others_ms) {
-      line += std::isnan(ms) ? fmt::format("  {:>10}  {:>8}", "-", "-")
-                             : fmt::format("  {:>10.3f}  {:>7.2f}x", ms, ms / result.ms);
+    for (const auto& other : result.others) {
+      line += std::isnan(other.ms)
+                  ? fmt::format("  {:>10}  {:>8}", "-", "-")
+                  : fmt::format("  {:>10.3f}  {:>7.2f}x", other.ms, other.ms / result.ms);
+      if (!other.times_kernels) continue;
+      line += std::isnan(other.kernel_ms) ? fmt::format("  {:>9}  {:>8}", "-", "-")
+                                          : fmt::format("  {:>9.3f}  {:>7.2f}x", other.kernel_ms,
+                                                        other.kernel_ms / result.ms);
     }
     fmt::print("{}\n", line);
     std::fflush(stdout);
     results.push_back(std::move(result));
   }
-  if (!workers.empty()) {
-    for (size_t w = 0; w < workers.size(); ++w) {
-      double log_sum = 0;
-      int count = 0;
-      for (const Result& result : results) {
-        const double ms = result.others_ms[w].second;
-        if (!std::isnan(ms)) {
-          log_sum += std::log(ms / result.ms);
-          ++count;
-        }
-      }
-      if (count > 0) {
-        fmt::print("geometric mean speedup over {}: {:.2f}x on {} layers\n", workers[w]->label(),
-                   std::exp(log_sum / count), count);
+  const auto print_geometric_mean = [&](size_t w, bool kernels) {
+    double log_sum = 0;
+    int count = 0;
+    for (const Result& result : results) {
+      const Result::Other& other = result.others[w];
+      const double ms = kernels ? other.kernel_ms : other.ms;
+      if (!std::isnan(ms)) {
+        log_sum += std::log(ms / result.ms);
+        ++count;
       }
     }
+    if (count > 0) {
+      fmt::print("geometric mean speedup over {}{}: {:.2f}x on {} layers\n", workers[w]->label(),
+                 kernels ? " kernels alone" : "", std::exp(log_sum / count), count);
+    }
+  };
+  for (size_t w = 0; w < workers.size(); ++w) {
+    print_geometric_mean(w, false);
+    if (workers[w]->times_kernels()) print_geometric_mean(w, true);
   }
   // A neighbour that holds a core through the first probe makes it read low
   // and every %peak above high; a second probe after the layers tells.
@@ -501,6 +528,14 @@ int run_bench(const BenchOptions& options) {
       "plan ms: making a Plan for the layer (checking, choosing, preparing); weights ms: its "
       "set_weights (copying and repacking); medians over {} fresh plans\n",
       kFreshPlans);
+  for (const auto& worker : workers) {
+    if (worker->times_kernels()) {
+      fmt::print(
+          "kernel ms: {}'s convolution alone, without reordering the user's data to and from its "
+          "preferred layout (x kernel: its time over ours)\n",
+          worker->label());
+    }
+  }
   if (!options.json.empty()) write_json(options.json, results);
   return 0;
 }

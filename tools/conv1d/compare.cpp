@@ -32,7 +32,7 @@ std::string locate(const char* environment, const char* build_path, const char* 
 
 std::unique_ptr<ComparisonWorker> ComparisonWorker::start(std::string label,
                                                           const std::vector<std::string>& command,
-                                                          std::string& why) {
+                                                          bool times_kernels, std::string& why) {
   // Close-on-exec: a worker started later must not inherit this worker's
   // pipe ends, or this worker would never see end-of-file on its input.
   int to_child[2], from_child[2];
@@ -69,6 +69,7 @@ std::unique_ptr<ComparisonWorker> ComparisonWorker::start(std::string label,
   close(from_child[1]);
   auto worker = std::unique_ptr<ComparisonWorker>(new ComparisonWorker());
   worker->label_ = std::move(label);
+  worker->times_kernels_ = times_kernels;
   worker->pid_ = pid;
   worker->to_worker_ = fdopen(to_child[1], "w");
   worker->from_worker_ = fdopen(from_child[0], "r");
@@ -81,8 +82,8 @@ ComparisonWorker::~ComparisonWorker() {
   if (pid_ > 0) waitpid(pid_, nullptr, 0);
 }
 
-std::optional<double> ComparisonWorker::time(const std::string& descriptor, int threads,
-                                             int repetitions, std::string& note) {
+std::optional<WorkerTiming> ComparisonWorker::time(const std::string& descriptor, int threads,
+                                                   int repetitions, std::string& note) {
   if (std::fprintf(to_worker_, "%s %d %d\n", descriptor.c_str(), threads, repetitions) < 0 ||
       std::fflush(to_worker_) != 0) {
     note = "worker exited";
@@ -99,13 +100,31 @@ std::optional<double> ComparisonWorker::time(const std::string& descriptor, int 
   const std::string first = reply.substr(0, space);
   note = space == std::string::npos ? "" : reply.substr(space + 1);
   if (first == "unsupported") return std::nullopt;
-  char* end = nullptr;
-  const double ms = std::strtod(first.c_str(), &end);
-  if (end == first.c_str()) {
+  const auto number = [](const std::string& text) -> std::optional<double> {
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0' || !(value >= 0.0)) return std::nullopt;
+    return value;
+  };
+  WorkerTiming timing;
+  const std::optional<double> ms = number(first);
+  if (!ms) {
     note = "unreadable reply: " + reply;
     return std::nullopt;
   }
-  return ms;
+  timing.ms = *ms;
+  // "<implementation> kernel-ms=<median>": the kernels alone.
+  const std::string kernel_key = " kernel-ms=";
+  if (const auto at = note.rfind(kernel_key); at != std::string::npos) {
+    const std::optional<double> kernel_ms = number(note.substr(at + kernel_key.size()));
+    if (!kernel_ms) {
+      note = "unreadable reply: " + reply;
+      return std::nullopt;
+    }
+    timing.kernel_ms = *kernel_ms;
+    note.erase(at);
+  }
+  return timing;
 }
 
 std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers() {
@@ -118,7 +137,7 @@ std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers() {
   const char* python = "/usr/bin/python3";
   if (torch_script.empty() || !std::filesystem::exists(python)) {
     fmt::print(stderr, "note: PyTorch comparison unavailable (no {} or torch_worker.py)\n", python);
-  } else if (auto worker = ComparisonWorker::start("torch", {python, torch_script}, why)) {
+  } else if (auto worker = ComparisonWorker::start("torch", {python, torch_script}, false, why)) {
     workers.push_back(std::move(worker));
   } else {
     fmt::print(stderr, "note: PyTorch comparison unavailable: {}\n", why);
@@ -127,7 +146,7 @@ std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers() {
                                     "libexec/conv1d/conv1d_onednn_worker");
   if (onednn.empty()) {
     fmt::print(stderr, "note: oneDNN comparison unavailable (build with libdnnl-dev installed)\n");
-  } else if (auto worker = ComparisonWorker::start("onednn", {onednn}, why)) {
+  } else if (auto worker = ComparisonWorker::start("onednn", {onednn}, true, why)) {
     workers.push_back(std::move(worker));
   } else {
     fmt::print(stderr, "note: oneDNN comparison unavailable: {}\n", why);
