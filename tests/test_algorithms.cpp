@@ -297,9 +297,10 @@ TEST_P(AlgorithmSweep, ThreadCountDoesNotChangeBits) {
 }
 
 template <class T>
-int64_t run_strided_output(const Problem& problem, int64_t output_gap, std::mt19937_64& rng) {
+int64_t run_strided_output(const Problem& problem, int64_t output_gap, std::mt19937_64& rng,
+                           const std::string& algorithm = "depthwise", int threads = 1) {
   Workload<T> work(problem, rng);
-  Plan plan(problem, {"depthwise", 1});
+  Plan plan(problem, {algorithm, threads});
   plan.set_weights(work.weight.data(), work.bias_data());
   auto output = work.output(output_gap);
   plan.forward(work.input.cview(), output.view);
@@ -396,6 +397,51 @@ TEST_P(DepthwiseRows, WideBlocksAtTheRowEnds) {
   }
   EXPECT_EQ(checked, 4 * 14 * 5 * 3);
 }
+
+// Output rows a multiple of 4 KiB apart make the direct algorithm keep its
+// partial sums in a tile of its own (loads of one tile would wait on the
+// stores of the previous one), and store the last reduction chunk straight
+// to the output: reductions of several chunks, a partial block of output
+// channels, partial length tiles, strided outputs, two threads.
+class DirectTiles : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { set_max_isa(GetParam()); }
+  void TearDown() override { set_max_isa("avx512"); }
+};
+
+TEST_P(DirectTiles, PartialSumsOutsideTheOutput) {
+  std::mt19937_64 rng(23);
+  int checked = 0;
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    const int64_t rows_4k = 4096 / dtype_size(dtype);
+    for (const int64_t out_length : {rows_4k, 2 * rows_4k, rows_4k - 4}) {
+      for (const int64_t stride : {1, 2}) {
+        ConvParams p;
+        p.in_channels = 300;  // 900 reduction steps: several chunks
+        p.out_channels = 13;
+        p.kernel_size = 3;
+        p.stride = stride;
+        p.padding = Padding::symmetric(1);
+        const int64_t length = (out_length - 1) * stride + 1;
+        const Problem problem = Problem::make(p, 1, length, dtype, Layout::ncl);
+        ASSERT_EQ(problem.out_length(), out_length);
+        for (const int64_t output_gap : {1, 2}) {
+          const int threads = output_gap;
+          ++checked;
+          const int64_t mismatches =
+              dtype == DType::f32
+                  ? run_strided_output<float>(problem, output_gap, rng, "direct", threads)
+                  : run_strided_output<double>(problem, output_gap, rng, "direct", threads);
+          EXPECT_EQ(mismatches, 0) << problem.to_string() << " (output gap " << output_gap << ")";
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 3 * 2 * 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, DirectTiles, ::testing::ValuesIn(available_isas()),
+                         [](const auto& info) { return info.param; });
 
 std::vector<AlgorithmAndIsa> algorithm_isa_pairs() {
   std::vector<AlgorithmAndIsa> pairs;

@@ -135,8 +135,10 @@ inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, siz
 // along the tile vectors, and (length_vectors) its rows must not be a
 // multiple of 4 KiB apart when partial sums are reloaded: a tile's loads
 // would wait on the previous tile's stores (4K aliasing; 14.4 instead of
-// 12.0 cycles per step measured at L_out = 1024). Otherwise the task works
-// in a tile of its outputs and copies it out at the end.
+// 12.0 cycles per step measured at L_out = 1024). Otherwise the task keeps
+// its partial sums in a tile of its own; the last reduction chunk stores
+// to a contiguous output directly (no loads follow those stores), and a
+// strided output gets the tile copied out at the end.
 template <class T>
 bool in_place(const Geometry& g, const TensorRef<T>& output) {
   if (g.kind == Kind::channel_vectors) return output.channel_stride == 1;

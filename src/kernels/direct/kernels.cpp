@@ -55,7 +55,7 @@ void AnyTile(const TileArgs<T>& a, bool accumulate, size_t valid) {
   copy.partial_pitch = width;
   if (accumulate) {
     for (size_t m = 0; m < M; ++m) {
-      std::memcpy(buffer + m * width, a.out + m * a.out_pitch, valid * sizeof(T));
+      std::memcpy(buffer + m * width, a.partial + m * a.partial_pitch, valid * sizeof(T));
     }
   }
   tile::CallTile<kBroadcasts<kKind>, M, NV, T, kVectorRows<kKind>>(copy, accumulate);
@@ -181,19 +181,12 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
   }
 }
 
-// Output tile [channel][position] (rows `pitch` apart) -> the output, in
-// 16 x 16 blocks so that both sides stay in L1 whatever the strides.
+// Output tile [channel][position] (rows `pitch` apart) -> an output strided
+// along the length, in 16 x 16 blocks so that both sides stay in L1.
 template <class T>
 void ScatterByChannel(const T* HWY_RESTRICT tile, int64_t channels, int64_t positions,
                       int64_t pitch, T* HWY_RESTRICT dst, int64_t channel_stride,
                       int64_t length_stride) {
-  if (length_stride == 1) {
-    for (int64_t c = 0; c < channels; ++c) {
-      std::memcpy(dst + c * channel_stride, tile + c * pitch,
-                  static_cast<size_t>(positions) * sizeof(T));
-    }
-    return;
-  }
   for (int64_t c0 = 0; c0 < channels; c0 += 16) {
     const int64_t c1 = std::min(channels, c0 + 16);
     for (int64_t l = 0; l < positions; ++l) {
@@ -268,12 +261,15 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
   const int64_t first_in = task.group * g.in_channels_per_group;
   const bool direct = in_place(g, output);
   const int64_t positions = task.l_end - task.l_begin;
-  const int64_t out_pitch = direct
-                                ? output.channel_stride
-                                : tile_pitch(g, positions, task.co_end - task.co_begin, sizeof(T));
-  T* out_base = direct ? output.data + task.n * output.batch_stride +
-                             first_out * output.channel_stride + task.l_begin
-                       : tile;
+  const int64_t tile_row_pitch = tile_pitch(g, positions, task.co_end - task.co_begin, sizeof(T));
+  const int64_t out_pitch = direct ? output.channel_stride : tile_row_pitch;
+  T* const output_base =
+      output.data + task.n * output.batch_stride + first_out * output.channel_stride + task.l_begin;
+  T* out_base = direct ? output_base : tile;
+  // Partial sums go through the tile (see in_place), but the last chunk's
+  // tiles add to it and store straight to a contiguous output: no loads
+  // follow those stores, and no copy of the whole tile at the end.
+  const bool last_chunk_to_output = !direct && output.length_stride == 1;
   const T* bias = args.bias + task.group * g.co_blocks_per_group * rows;
   const int64_t tile_calls = (task.co_end - task.co_begin + rows - 1) / rows;
   const auto base_of = [&](int64_t l0) { return l0 * g.stride - g.pad_left; };
@@ -288,7 +284,9 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
     const int64_t first_channel = r0 / g.kernel_size;
     const bool accumulate = r0 > 0;
+    const bool to_output = last_chunk_to_output && r0 + steps == g.reduction;
     a.steps = static_cast<size_t>(steps);
+    a.out_pitch = static_cast<size_t>(to_output ? output.channel_stride : out_pitch);
     for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += tile_positions) {
       const int64_t valid = std::min(tile_positions, task.l_end - l0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
@@ -312,8 +310,11 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         const int64_t m = std::min(rows, task.co_end - co);
         prefetch.Part();
         a.bias = bias + co;
-        a.out = out_base + (co - task.co_begin) * out_pitch + (l0 - task.l_begin);
-        a.partial = a.out;
+        T* const partial = out_base + (co - task.co_begin) * out_pitch + (l0 - task.l_begin);
+        a.partial = partial;
+        a.out = to_output ? output_base + (co - task.co_begin) * output.channel_stride +
+                                (l0 - task.l_begin)
+                          : partial;
         kTiles<Kind::length_vectors, T>[static_cast<size_t>(
             (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
                                                                      static_cast<size_t>(valid));
@@ -321,7 +322,7 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
       }
     }
   }
-  if (direct) return;
+  if (direct || last_chunk_to_output) return;
   ScatterByChannel(tile, task.co_end - task.co_begin, positions, out_pitch,
                    output.data + task.n * output.batch_stride + first_out * output.channel_stride +
                        task.l_begin * output.length_stride,
