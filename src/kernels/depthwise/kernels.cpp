@@ -553,6 +553,28 @@ HWY_INLINE void StoreFirst(D d, Vec<D> v, T* p, int64_t count) {
 #endif
 }
 
+#if HWY_TARGET <= HWY_AVX2
+// Zero-padded rows can be read in place: masked loads for the vectors that
+// reach past a row's ends.
+constexpr bool kMaskedRowEdges = true;
+// Input positions [start, start + N) of a row of `length`, zero outside it
+// (masked-off lanes are never read).
+template <class D, class T>
+HWY_INLINE Vec<D> LoadInside(D d, const T* row, int64_t start, int64_t length) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const auto before = static_cast<size_t>(std::clamp<int64_t>(-start, 0, N));
+  const auto inside_end = static_cast<size_t>(std::clamp<int64_t>(length - start, 0, N));
+  return hn::MaskedLoad(hn::AndNot(hn::FirstN(d, before), hn::FirstN(d, inside_end)), d,
+                        row + start);
+}
+#else
+constexpr bool kMaskedRowEdges = false;
+template <class D, class T>
+Vec<D> LoadInside(D d, const T*, int64_t, int64_t) {
+  return hn::Zero(d);  // never called: kMaskedRowEdges
+}
+#endif
+
 template <size_t NT, class D, class T, size_t... I>
 HWY_INLINE Vec<D> RowTaps(D d, const Vec<D>* w, const T* const* x, int64_t l, Vec<D> acc,
                           std::index_sequence<I...>) {
@@ -599,13 +621,17 @@ HWY_NOINLINE void RowFixed(D d, const T* const* taps, const T* weight, T bias, T
   RowFixedInline<NT>(d, taps, weight, bias, y, count);
 }
 
-// Rows read and written in place whole (no padding): one call for all rows
-// of a task, so short rows (streaming pushes) cost little more than their
-// FMAs. Row r reads tap t at x + r * x_stride + t * tap_step.
+// Rows read and written in place whole: one call for all rows of a task,
+// so short rows (streaming pushes) cost little more than their FMAs. Output
+// i of row r reads tap t at x + r * x_stride + first + i + t * tap_step;
+// with `length` > 0 the rows are zero-padded: positions outside [0, length)
+// read as zeros (kMaskedRowEdges only).
 template <class T>
 struct InPlaceRows {
   const T* x = nullptr;
   int64_t x_stride = 0;
+  int64_t first = 0;
+  int64_t length = 0;
   int64_t tap_step = 1;
   const T* weight = nullptr;  // [rows][taps]
   const T* bias = nullptr;    // [rows]
@@ -614,15 +640,61 @@ struct InPlaceRows {
   int64_t rows = 0;
   int64_t count = 0;  // outputs per row
 };
+// Output vector i.. of a zero-padded row (its last `count` < N outputs
+// stored alone), taps summed in RowFixedInline's order.
+template <size_t NT, class D, class T>
+HWY_INLINE void PaddedRowVector(D d, const InPlaceRows<T>& r, const T* row, const T* weight,
+                                Vec<D> bias, T* y, int64_t i, int64_t count) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  Vec<D> acc = bias;
+  for (size_t t = 0; t < NT; ++t) {
+    const int64_t start = r.first + i + static_cast<int64_t>(t) * r.tap_step;
+    acc = hn::MulAdd(hn::Set(d, weight[t]), LoadInside(d, row, start, r.length), acc);
+  }
+  if (count < N) return StoreFirst(d, acc, y + i, count);
+  hn::StoreU(acc, d, y + i);
+}
+
 template <size_t NT, class D, class T>
 HWY_NOINLINE void RowsFixed(D d, const InPlaceRows<T>& r) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  // Zero-padded rows: vectors [interior_begin, interior_end) have all their
+  // taps inside the row; the ones before and after load through masks.
+  int64_t interior_begin = 0, interior_end = r.count;
+  if (r.length > 0) {
+    const int64_t reach = static_cast<int64_t>(NT - 1) * r.tap_step;
+    interior_begin = std::min(r.count, (std::max<int64_t>(-r.first, 0) + N - 1) / N * N);
+    // Vector i is inside if first + i + reach + N <= length.
+    const int64_t last_inside = r.length - N - reach - r.first;
+    interior_end = interior_begin;
+    if (last_inside >= interior_begin) {
+      interior_end =
+          std::min(interior_begin + ((last_inside - interior_begin) / N + 1) * N, r.count / N * N);
+      interior_end = std::max(interior_end, interior_begin);
+    }
+  }
   for (int64_t row = 0; row < r.rows; ++row) {
+    const T* x = r.x + row * r.x_stride;
+    const T* weight = r.weight + row * static_cast<int64_t>(NT);
+    T* y = r.y + row * r.y_stride;
+    if constexpr (kMaskedRowEdges) {
+      const Vec<D> bias = hn::Set(d, r.bias[row]);
+      for (int64_t i = 0; i < interior_begin; i += N) {
+        PaddedRowVector<NT>(d, r, x, weight, bias, y, i, std::min(N, r.count - i));
+      }
+    }
     const T* taps[NT];
     for (size_t t = 0; t < NT; ++t) {
-      taps[t] = r.x + row * r.x_stride + static_cast<int64_t>(t) * r.tap_step;
+      taps[t] = x + r.first + interior_begin + static_cast<int64_t>(t) * r.tap_step;
     }
-    RowFixedInline<NT>(d, taps, r.weight + row * static_cast<int64_t>(NT), r.bias[row],
-                       r.y + row * r.y_stride, r.count);
+    RowFixedInline<NT>(d, taps, weight, r.bias[row], y + interior_begin,
+                       interior_end - interior_begin);
+    if constexpr (kMaskedRowEdges) {
+      const Vec<D> bias = hn::Set(d, r.bias[row]);
+      for (int64_t i = interior_end; i < r.count; i += N) {
+        PaddedRowVector<NT>(d, r, x, weight, bias, y, i, std::min(N, r.count - i));
+      }
+    }
   }
 }
 template <size_t NT, class D, class T>
@@ -856,17 +928,6 @@ HWY_INLINE void ShiftedResidues(D d, Vec<D>* acc, const Vec<D>* whole, const T* 
   (ShiftedResidue<J, R, ((kMask >> R) & 1) != 0>(d, acc, whole, x, weight, K), ...);
 }
 
-// Input positions [start, start + N) of a row of `length`, zero outside it
-// (masked-off lanes are never read).
-template <class D, class T>
-HWY_INLINE Vec<D> LoadInside(D d, const T* row, int64_t start, int64_t length) {
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const auto before = static_cast<size_t>(std::clamp<int64_t>(-start, 0, N));
-  const auto inside_end = static_cast<size_t>(std::clamp<int64_t>(length - start, 0, N));
-  return hn::MaskedLoad(hn::AndNot(hn::FirstN(d, before), hn::FirstN(d, inside_end)), d,
-                        row + start);
-}
-
 // y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < (J - 1) * N +
 // last (the last vector stores only its first `last` lanes), where xpad is
 // the row zero-extended on both sides: kBounded blocks reach past [0,
@@ -1093,11 +1154,16 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     b = shared ? a + (std::clamp(end, a, l1) - a) / quantum * quantum : std::clamp(end, a, l1);
   }
   const bool out_in_place = out.length_stride == 1;
-  if (in_place && out_in_place && !shared && a == l0 && b == l1 &&
+  // Zero padding reads in place too where masked loads cover the edges
+  // (Mamba's K = 4 rows: the packed edge pieces cost ~40% of the time).
+  const bool padded_in_place = kMaskedRowEdges && g.padding_mode == PaddingMode::zeros;
+  if (in_place && out_in_place && !shared && ((a == l0 && b == l1) || padded_in_place) &&
       taps <= static_cast<int64_t>(kRegisterTaps) && g.in_per_group == 1 && g.out_per_group == 1) {
     InPlaceRows<T> rows;
-    rows.x = in.data + n * in.batch_stride + co_begin * in.channel_stride + l0 - g.pad_left;
+    rows.x = in.data + n * in.batch_stride + co_begin * in.channel_stride;
     rows.x_stride = in.channel_stride;
+    rows.first = l0 - g.pad_left;
+    rows.length = padded_in_place ? g.length : 0;
     rows.tap_step = dil;
     rows.weight = args.weight + co_begin * taps;
     rows.bias = args.bias + co_begin;
