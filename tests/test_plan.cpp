@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <conv1d/conv1d.hpp>
+#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "conv_testing.hpp"
 #include "core/interned.hpp"
+#include "core/large_array.hpp"
 #include "tensor_testing.hpp"
 
 namespace conv1d {
@@ -227,6 +229,32 @@ TEST(Interned, OverwritesOnlyAnUnsharedCopy) {
   EXPECT_NE(held, other);
   EXPECT_TRUE(holds(held, one));
   EXPECT_TRUE(holds(other, two));
+}
+
+// Plans' large arrays: aligned for the kernels (2 MiB for the mapped ones,
+// so that they can sit on huge pages), usable to their last byte, and
+// released; sizes around the 2 MiB boundary and the half-used last page.
+TEST(LargeArray, AlignedAndUsableToTheEnd) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  for (const size_t bytes : {size_t{0}, size_t{1}, size_t{100}, 2 * kMiB - 1, 2 * kMiB,
+                             2 * kMiB + 100, 3 * kMiB, 3 * kMiB + 4096, 7 * kMiB + 12345}) {
+    const size_t count = bytes / sizeof(float);
+    auto array = core::make_large_array<float>(count);
+    ASSERT_NE(array.get(), nullptr) << bytes;
+    const auto address = reinterpret_cast<uintptr_t>(array.get());
+    EXPECT_EQ(address % 64, 0u) << bytes;
+#if defined(__linux__)
+    if (bytes >= 2 * kMiB) {
+      EXPECT_EQ(address % (2 * kMiB), 0u) << bytes;
+    }
+#endif
+    for (size_t i = 0; i < count; i += 1000) array[i] = static_cast<float>(i);
+    if (count > 0) array[count - 1] = 7.0f;
+    for (size_t i = 0; i + 1 < count; i += 1000) ASSERT_EQ(array[i], static_cast<float>(i));
+    if (count > 0) {
+      EXPECT_EQ(array[count - 1], 7.0f);
+    }
+  }
 }
 
 // A plan's backward follows each set_weights.

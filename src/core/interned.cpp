@@ -3,14 +3,20 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace conv1d::core {
 
-std::shared_ptr<const std::vector<std::byte>> intern_bytes(
-    const void* data, size_t bytes, std::shared_ptr<const std::vector<std::byte>> replaced) {
+Bytes::Bytes(const void* data, size_t size)
+    : data_(make_large_array<std::byte>(size)), size_(size) {
+  if (size > 0) std::memcpy(data_.get(), data, size);
+}
+
+std::shared_ptr<const Bytes> intern_bytes(const void* data, size_t bytes,
+                                          std::shared_ptr<const Bytes> replaced) {
   static std::mutex mutex;
   // The copies alive in the process, held by their users, not by this list.
-  static std::vector<std::weak_ptr<const std::vector<std::byte>>> copies;
+  static std::vector<std::weak_ptr<const Bytes>> copies;
   std::lock_guard lock(mutex);
   std::erase_if(copies, [](const auto& copy) { return copy.expired(); });
   for (const auto& copy : copies) {
@@ -19,17 +25,13 @@ std::shared_ptr<const std::vector<std::byte>> intern_bytes(
       return alive;
     }
   }
-  const auto* first = static_cast<const std::byte*>(data);
   // Other holders only gain a reference through the list, under this lock,
   // so a copy held once cannot be picked up while it changes.
   if (replaced && replaced.use_count() == 1 && replaced->size() == bytes) {
-    auto& storage = const_cast<std::vector<std::byte>&>(*replaced);
-    std::copy(first, first + bytes, storage.begin());
+    if (bytes > 0) std::memcpy(replaced->data_.get(), data, bytes);
     return replaced;
   }
-  // Made non-const, so that the overwrite above is well defined.
-  std::shared_ptr<const std::vector<std::byte>> made =
-      std::make_shared<std::vector<std::byte>>(first, first + bytes);
+  std::shared_ptr<const Bytes> made = std::make_shared<Bytes>(data, bytes);
   copies.push_back(made);
   return made;
 }

@@ -78,7 +78,7 @@ class ReferenceExecutor final : public detail::Executor {
 
   // Shared with other plans holding the same weights (a layer's plans for
   // other input lengths).
-  std::shared_ptr<const std::vector<std::byte>> weight_;
+  std::shared_ptr<const core::Bytes> weight_;
   std::vector<float> bias_f32_;
   std::vector<double> bias_f64_;
 };

@@ -1,6 +1,5 @@
 // The direct algorithm as a registry entry: plan-time geometry, weight
 // packing, the task grid and threads. The tile code is in kernels.cpp.
-#include <hwy/aligned_allocator.h>
 #include <hwy/base.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 
 #include "core/executor.hpp"
 #include "core/isa.hpp"
+#include "core/large_array.hpp"
 #include "core/scratch.hpp"
 #include "core/threads.hpp"
 #include "kernels/direct/direct.hpp"
@@ -53,7 +53,7 @@ using core::ceil_div;
 
 template <class T>
 struct Packed {
-  hwy::AlignedFreeUniquePtr<T[]> weight;
+  core::LargeArray<T> weight;
   std::vector<T> bias;
 };
 
@@ -168,7 +168,7 @@ class DirectExecutor final : public detail::Executor {
     const int64_t K = p.kernel_size;
     const int64_t cin = g.in_channels_per_group;
     const auto size = static_cast<size_t>(p.groups * blocks * block * reduction);
-    if (!packed.weight) packed.weight = hwy::AllocateAligned<T>(size);
+    if (!packed.weight) packed.weight = core::make_large_array<T>(size);
     packed.bias.assign(static_cast<size_t>(p.groups * blocks * block), T(0));
     // channel_vectors: source offset of reduction step r = k*C_in/G + ci
     // within one output channel's weights (length_vectors: r itself).

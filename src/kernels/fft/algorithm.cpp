@@ -20,6 +20,7 @@
 #include "core/executor.hpp"
 #include "core/interned.hpp"
 #include "core/isa.hpp"
+#include "core/large_array.hpp"
 #include "core/scratch.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
@@ -167,9 +168,9 @@ struct SpectraLayout {
 template <class T>
 struct Spectra {
   SpectraLayout layout;
-  std::shared_ptr<const std::vector<std::byte>> source_weight;  // core::intern_bytes
-  std::vector<T> source_bias;                                   // empty without bias
-  hwy::AlignedFreeUniquePtr<T[]> weight;
+  std::shared_ptr<const core::Bytes> source_weight;  // core::intern_bytes
+  std::vector<T> source_bias;                        // empty without bias
+  core::LargeArray<T> weight;
   std::vector<T> bias;
 };
 
@@ -296,7 +297,7 @@ class FftExecutor final : public detail::Executor {
     if (bias != nullptr) made->source_bias.assign(bias, bias + p.out_channels);
     const auto size =
         static_cast<size_t>(g.task_groups() * g.bins * cin * g.out_panels * 2 * lanes);
-    made->weight = hwy::AllocateAligned<T>(size);
+    made->weight = core::make_large_array<T>(size);
     std::fill(made->weight.get(), made->weight.get() + size, T(0));
     made->bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
     if (bias != nullptr) std::copy(bias, bias + p.out_channels, made->bias.begin());

@@ -1,6 +1,5 @@
 // The fused separable executor: plan-time geometry, weight packing, the task
 // grid and threads. The task code is in kernels.cpp.
-#include <hwy/aligned_allocator.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "core/isa.hpp"
+#include "core/large_array.hpp"
 #include "core/scratch.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
@@ -108,7 +108,7 @@ template <class T>
 struct Packed {
   std::vector<T> dw_weight;
   std::vector<T> dw_bias;
-  hwy::AlignedFreeUniquePtr<T[]> pw_weight;
+  core::LargeArray<T> pw_weight;
   std::vector<T> pw_bias;
 };
 
@@ -186,7 +186,7 @@ class FusedExecutor final : public detail::SeparableExecutor {
 
     const int64_t block = g.block_channels;
     const auto size = static_cast<size_t>(g.co_blocks * block * g.mid_channels);
-    if (!packed.pw_weight) packed.pw_weight = hwy::AllocateAligned<T>(size);
+    if (!packed.pw_weight) packed.pw_weight = core::make_large_array<T>(size);
     T* to = packed.pw_weight.get();
     std::fill(to, to + size, T(0));
     for (int64_t r0 = 0; r0 < g.mid_channels; r0 += g.chunk) {
