@@ -335,10 +335,12 @@ TEST_F(cli, BenchComparesWithWorkers) {
              "tiny,1,4,8,64,3,1,same,1,1\n");
   save_bytes("torch.py",
              "import sys\n"
+             "print('ready', flush=True)\n"
              "for line in sys.stdin:\n"
              "    print('3.0 torch-standin', flush=True)\n");
   const auto onednn_worker = [&](const std::string& reply) {
-    save_bytes("onednn.sh", "#!/bin/sh\nwhile read line; do echo '" + reply + "'; done\n");
+    save_bytes("onednn.sh",
+               "#!/bin/sh\necho ready\nwhile read line; do echo '" + reply + "'; done\n");
     std::filesystem::permissions(path("onednn.sh"), std::filesystem::perms::owner_all);
   };
   ::setenv("CONV1D_TORCH_WORKER", path("torch.py").c_str(), 1);
@@ -346,12 +348,13 @@ TEST_F(cli, BenchComparesWithWorkers) {
   const auto compare = [&] {
     const Result result =
         run("bench --suite suite.csv --budget-ms 5 --threads 1 --compare --json out.json");
-    expect_ok(result);
+    EXPECT_EQ(result.status, 0) << result.err;
     return std::make_pair(result, nlohmann::json::parse(read_text(path("out.json"))));
   };
 
   onednn_worker("2.5 standin kernel-ms=1.25");
   auto [result, json] = compare();
+  expect_ok(result);
   EXPECT_NE(result.out.find("kernel ms"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("geometric mean speedup over onednn kernels alone"), std::string::npos)
       << result.out;
@@ -365,6 +368,15 @@ TEST_F(cli, BenchComparesWithWorkers) {
   std::tie(result, json) = compare();
   EXPECT_TRUE(json[0]["onednn_ms"].is_null()) << json.dump();
   EXPECT_TRUE(json[0]["onednn_kernel_ms"].is_null()) << json.dump();
+  EXPECT_EQ(json[0]["torch_ms"], 3.0);
+
+  // A worker that never says it is ready is left out, with a note.
+  save_bytes("onednn.sh", "#!/bin/sh\necho 'cannot load the library'\n");
+  std::tie(result, json) = compare();
+  EXPECT_NE(result.err.find("oneDNN comparison unavailable: the worker did not say it was ready"),
+            std::string::npos)
+      << result.err;
+  EXPECT_FALSE(json[0].contains("onednn_ms")) << json.dump();
   EXPECT_EQ(json[0]["torch_ms"], 3.0);
   ::unsetenv("CONV1D_TORCH_WORKER");
   ::unsetenv("CONV1D_ONEDNN_WORKER");

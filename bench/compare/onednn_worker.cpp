@@ -2,6 +2,7 @@
 //
 // A line protocol on stdin/stdout so the benchmark can interleave rounds of
 // conv1d, PyTorch and oneDNN in one run:
+//   out: ready   (once, at start)
 //   in:  <problem descriptor> <threads> <repetitions>
 //   out: <median milliseconds> <implementation name> kernel-ms=<median>
 //        or   unsupported <why>
@@ -124,6 +125,7 @@ double median(std::vector<double>& samples) {
 int main() {
   dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   dnnl::stream stream(engine);
+  std::cout << "ready" << std::endl;
   std::map<std::string, Chain> setups;
   std::string line;
   while (std::getline(std::cin, line)) {

@@ -2,6 +2,7 @@
 
 Line protocol on stdin/stdout, so the benchmark can interleave rounds of
 conv1d, PyTorch and oneDNN in one run:
+  out: ready   (once, when torch is loaded)
   in:  <problem descriptor> <threads> <repetitions>
   out: <median milliseconds> torch-<version>   or   unsupported <why>
 Data is contiguous NCL (or NLC viewed as NCL through a permute, which is what
@@ -62,6 +63,7 @@ def make_runner(descriptor):
 
 def main():
     runners = {}
+    print("ready", flush=True)
     with torch.no_grad():
         for line in sys.stdin:
             words = line.split()

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
 
 namespace conv1d::cli {
 
@@ -73,6 +74,18 @@ std::unique_ptr<ComparisonWorker> ComparisonWorker::start(std::string label,
   worker->pid_ = pid;
   worker->to_worker_ = fdopen(to_child[1], "w");
   worker->from_worker_ = fdopen(from_child[0], "r");
+  // The worker says "ready" once it has loaded its library (importing torch
+  // takes a core for a second or two): the FMA probe and the first layer
+  // must not run beside that.
+  char line[256];
+  if (std::fgets(line, sizeof line, worker->from_worker_) == nullptr) {
+    why = "the worker exited before it was ready";
+    return nullptr;
+  }
+  if (std::string(line).rfind("ready", 0) != 0) {
+    why = "the worker did not say it was ready";
+    return nullptr;
+  }
   return worker;
 }
 
