@@ -661,7 +661,7 @@ HWY_NOINLINE void RowsFixed(D d, const InPlaceRows<T>& r) {
   // Zero-padded rows: vectors [interior_begin, interior_end) have all their
   // taps inside the row; the ones before and after load through masks.
   int64_t interior_begin = 0, interior_end = r.count;
-  if (r.length > 0) {
+  if (kMaskedRowEdges && r.length > 0) {
     const int64_t reach = static_cast<int64_t>(NT - 1) * r.tap_step;
     interior_begin = std::min(r.count, (std::max<int64_t>(-r.first, 0) + N - 1) / N * N);
     // Vector i is inside if first + i + reach + N <= length.
@@ -677,24 +677,21 @@ HWY_NOINLINE void RowsFixed(D d, const InPlaceRows<T>& r) {
     const T* x = r.x + row * r.x_stride;
     const T* weight = r.weight + row * static_cast<int64_t>(NT);
     T* y = r.y + row * r.y_stride;
-    if constexpr (kMaskedRowEdges) {
+    // Vectors [from, to) through masked loads (none on targets without).
+    const auto edge = [&](int64_t from, int64_t to) {
       const Vec<D> bias = hn::Set(d, r.bias[row]);
-      for (int64_t i = 0; i < interior_begin; i += N) {
+      for (int64_t i = from; i < to; i += N) {
         PaddedRowVector<NT>(d, r, x, weight, bias, y, i, std::min(N, r.count - i));
       }
-    }
+    };
+    edge(0, interior_begin);
     const T* taps[NT];
     for (size_t t = 0; t < NT; ++t) {
       taps[t] = x + r.first + interior_begin + static_cast<int64_t>(t) * r.tap_step;
     }
     RowFixedInline<NT>(d, taps, weight, r.bias[row], y + interior_begin,
                        interior_end - interior_begin);
-    if constexpr (kMaskedRowEdges) {
-      const Vec<D> bias = hn::Set(d, r.bias[row]);
-      for (int64_t i = interior_end; i < r.count; i += N) {
-        PaddedRowVector<NT>(d, r, x, weight, bias, y, i, std::min(N, r.count - i));
-      }
-    }
+    edge(interior_end, r.count);
   }
 }
 template <size_t NT, class D, class T>
