@@ -257,6 +257,40 @@ TEST(LargeArray, AlignedAndUsableToTheEnd) {
   }
 }
 
+// Plans whose algorithm has no backward run it on the reference with the
+// weights their executor gives back (unpacked on the first backward): every
+// packing shape, layout, group count and dtype must give back exactly what
+// set_weights took.
+template <class T>
+int64_t backward_data_mismatches(const Problem& problem, const char* algorithm,
+                                 std::mt19937_64& rng) {
+  const Workload<T> work(problem, rng);
+  Plan plan(problem, {algorithm, 1});
+  plan.set_weights(work.weight.data(), work.bias_data());
+  Activation<T> grad_input(problem.batch, problem.in_channels, problem.length, problem.layout);
+  Activation<T> expected(problem.batch, problem.in_channels, problem.length, problem.layout);
+  plan.backward_data(work.expected.cview(), grad_input.view);
+  reference::backward_data<T>(problem, work.expected.cview(), work.weight.data(), expected.view, 1);
+  return testing::count_mismatches<T>(grad_input.cview(), expected.cview());
+}
+
+TEST(Plan, BackwardGetsTheWeightsBack) {
+  std::mt19937_64 rng(31);
+  for (const char* descriptor :
+       {"mb1ic300oc13iw40kw3sw1dl1pl1pr1g1", "mb1ic300oc13iw40kw3sw2dl2pl1pr1g1_nlc",
+        "mb2ic12oc18iw50kw5sw1dl1pl2pr2g3_nobias", "mb1ic8oc70iw64kw1sw1dl1pl0pr0g1_f64",
+        "mb1ic6oc9iw40kw4sw3dl1pl0pr0g3_nlc_f64_nobias"}) {
+    const Problem problem = Problem::parse(descriptor);
+    for (const char* algorithm : {"direct", "fft"}) {
+      EXPECT_EQ(problem.dtype == DType::f32
+                    ? backward_data_mismatches<float>(problem, algorithm, rng)
+                    : backward_data_mismatches<double>(problem, algorithm, rng),
+                0)
+          << algorithm << " " << descriptor;
+    }
+  }
+}
+
 // A plan's backward follows each set_weights.
 TEST(Plan, BackwardFollowsNewWeights) {
   std::mt19937_64 rng(12);

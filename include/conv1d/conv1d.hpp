@@ -200,7 +200,8 @@ std::vector<AlgorithmStatus> algorithm_statuses(const Problem& problem);
 
 namespace detail {
 class Executor;
-}
+class BackwardFallback;
+}  // namespace detail
 
 // A convolution ready to run. Create once per Problem; set_weights (which
 // copies and repacks) whenever the weights change; then forward / backward
@@ -248,7 +249,8 @@ class Plan {
   std::string isa_;
   std::string_view selection_;
   std::unique_ptr<detail::Executor> executor_;
-  std::unique_ptr<detail::Executor> reference_;  // for backward when the executor has none
+  // Backward on the reference when the executor has none.
+  std::unique_ptr<detail::BackwardFallback> fallback_;
   bool weights_set_ = false;
 };
 

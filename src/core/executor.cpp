@@ -5,9 +5,11 @@
 namespace conv1d::detail {
 
 void Executor::unsupported(std::string_view what) const {
-  throw Error(core::str_cat("internal error: this algorithm has no ", what, " for ",
-                            problem_.to_string()));
+  throw Error(
+      core::str_cat("internal error: this algorithm has no ", what, " for ", problem_.to_string()));
 }
+
+void Executor::get_weights(void*, void*) const { unsupported("copy of its weights"); }
 
 void Executor::forward(TensorRef<const float>, TensorRef<float>, int) const {
   unsupported("float32 forward");
@@ -25,8 +27,8 @@ void Executor::backward_weight(TensorRef<const float>, TensorRef<const float>, f
                                int) const {
   unsupported("float32 backward");
 }
-void Executor::backward_weight(TensorRef<const double>, TensorRef<const double>, double*,
-                               double*, int) const {
+void Executor::backward_weight(TensorRef<const double>, TensorRef<const double>, double*, double*,
+                               int) const {
   unsupported("float64 backward");
 }
 

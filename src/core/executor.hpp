@@ -2,7 +2,6 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
-
 #include <string>
 
 namespace conv1d::detail {
@@ -21,8 +20,13 @@ class Executor {
   virtual void set_weights(const void* weight, const void* bias) = 0;
 
   virtual void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const;
-  virtual void forward(TensorRef<const double> input, TensorRef<double> output,
-                       int threads) const;
+  virtual void forward(TensorRef<const double> input, TensorRef<double> output, int threads) const;
+
+  // Whether get_weights can give back what set_weights took (then a plan
+  // need not keep a copy of the weights for the reference backward).
+  virtual bool returns_weights() const { return false; }
+  // Writes the weights and bias (bias may be null) as set_weights took them.
+  virtual void get_weights(void* weight, void* bias) const;
 
   virtual bool has_backward() const { return false; }
   virtual void backward_data(TensorRef<const float> grad_output, TensorRef<float> grad_input,
@@ -31,9 +35,8 @@ class Executor {
                              int threads) const;
   virtual void backward_weight(TensorRef<const float> input, TensorRef<const float> grad_output,
                                float* grad_weight, float* grad_bias, int threads) const;
-  virtual void backward_weight(TensorRef<const double> input,
-                               TensorRef<const double> grad_output, double* grad_weight,
-                               double* grad_bias, int threads) const;
+  virtual void backward_weight(TensorRef<const double> input, TensorRef<const double> grad_output,
+                               double* grad_weight, double* grad_bias, int threads) const;
 
   const Problem& problem() const { return problem_; }
 

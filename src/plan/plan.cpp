@@ -1,5 +1,8 @@
 // Plan: choose an algorithm once, execute many times.
 #include <conv1d/conv1d.hpp>
+#include <cstddef>
+#include <mutex>
+#include <vector>
 
 #include "core/executor.hpp"
 #include "core/strings.hpp"
@@ -54,6 +57,49 @@ void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batc
 
 }  // namespace
 
+namespace detail {
+
+// The reference executor that runs backward for an algorithm without one.
+// It needs the weights in their original layout: from an executor that can
+// give them back they are copied on the first backward after set_weights,
+// so that a plan used for inference only never holds a second copy (and
+// set_weights does not pay for one); otherwise at set_weights.
+class BackwardFallback {
+ public:
+  explicit BackwardFallback(const Problem& problem)
+      : reference_(find_algorithm("reference")->create(problem)) {}
+
+  void set_weights(const Executor& executor, const void* weight, const void* bias) {
+    std::lock_guard lock(mutex_);
+    current_ = !executor.returns_weights();
+    if (current_) reference_->set_weights(weight, bias);
+  }
+
+  // The reference with the executor's current weights.
+  const Executor& reference(const Executor& executor) {
+    std::lock_guard lock(mutex_);
+    if (!current_) {
+      const Problem& p = reference_->problem();
+      const auto element = static_cast<size_t>(dtype_size(p.dtype));
+      std::vector<std::byte> weight(
+          static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size) *
+          element);
+      std::vector<std::byte> bias(p.has_bias ? static_cast<size_t>(p.out_channels) * element : 0);
+      executor.get_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+      reference_->set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+      current_ = true;
+    }
+    return *reference_;
+  }
+
+ private:
+  std::mutex mutex_;
+  bool current_ = false;
+  std::unique_ptr<Executor> reference_;
+};
+
+}  // namespace detail
+
 Plan::Plan(const Problem& problem, const PlanOptions& options)
     : problem_(problem), options_(options) {
   problem_.validate();
@@ -77,9 +123,7 @@ Plan::Plan(const Problem& problem, const PlanOptions& options)
   }
   options_.algorithm = std::string(entry->name);
   executor_ = entry->create(problem_);
-  if (!executor_->has_backward()) {
-    reference_ = detail::find_algorithm("reference")->create(problem_);
-  }
+  if (!executor_->has_backward()) fallback_ = std::make_unique<detail::BackwardFallback>(problem_);
 }
 
 Plan::~Plan() = default;
@@ -99,7 +143,7 @@ void Plan::set_weights(const T* weight, const T* bias) {
     throw Error("set_weights: the problem has no bias but a bias was given");
   }
   executor_->set_weights(weight, bias);
-  if (reference_) reference_->set_weights(weight, bias);
+  if (fallback_) fallback_->set_weights(*executor_, weight, bias);
   weights_set_ = true;
 }
 
@@ -121,7 +165,8 @@ void Plan::backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input
               problem_.out_length());
   check_shape(grad_input, "grad_input", problem_.batch, problem_.in_channels, problem_.length);
   if (problem_.batch == 0) return;
-  (reference_ ? reference_ : executor_)->backward_data(grad_output, grad_input, options_.threads);
+  (fallback_ ? fallback_->reference(*executor_) : *executor_)
+      .backward_data(grad_output, grad_input, options_.threads);
 }
 
 template <class T>
@@ -137,8 +182,8 @@ void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_out
                     ? "backward_weight: the problem has a bias but grad_bias is null"
                     : "backward_weight: the problem has no bias but grad_bias was given");
   }
-  (reference_ ? reference_ : executor_)
-      ->backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
+  (fallback_ ? fallback_->reference(*executor_) : *executor_)
+      .backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
 }
 
 #define CONV1D_INSTANTIATE(T)                                                   \

@@ -141,6 +141,15 @@ class DirectExecutor final : public detail::Executor {
     }
   }
 
+  bool returns_weights() const override { return true; }
+  void get_weights(void* weight, void* bias) const override {
+    if (problem_.dtype == DType::f32) {
+      unpack(f32_, static_cast<float*>(weight), static_cast<float*>(bias));
+    } else {
+      unpack(f64_, static_cast<double*>(weight), static_cast<double*>(bias));
+    }
+  }
+
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
     run(Args<float>{&geometry_, input, output, f32_.weight.get(), f32_.bias.data()},
         target_.run_f32, threads);
@@ -162,46 +171,81 @@ class DirectExecutor final : public detail::Executor {
   void pack(const T* weight, const T* bias, Packed<T>& packed) const {
     const Problem& p = problem_;
     const Geometry& g = geometry_;
+    const auto size =
+        static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels * g.reduction);
+    if (!packed.weight) packed.weight = core::make_large_array<T>(size);
+    packed.bias.assign(static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels),
+                       T(0));
+    visit_packed(
+        packed.weight.get(), [&](T& slot, int64_t source) { slot = weight[source]; },
+        [](T& slot) { slot = T(0); });
+    for_each_bias([&](int64_t packed_index, int64_t channel) {
+      if (bias != nullptr) packed.bias[static_cast<size_t>(packed_index)] = bias[channel];
+    });
+  }
+
+  // The inverse of pack.
+  template <class T>
+  void unpack(const Packed<T>& packed, T* weight, T* bias) const {
+    visit_packed(
+        packed.weight.get(), [&](const T& slot, int64_t source) { weight[source] = slot; },
+        [](const T&) {});
+    for_each_bias([&](int64_t packed_index, int64_t channel) {
+      if (bias != nullptr) bias[channel] = packed.bias[static_cast<size_t>(packed_index)];
+    });
+  }
+
+  // visit(slot, source) for every packed weight in packing order, source
+  // being its index in the (C_out, C_in/G, K) weights; pad(slot) for those
+  // of channels past the group's last. One (block, chunk) panel at a time,
+  // channel by channel: each source row is read in order and the panel (a
+  // few KiB) stays in L1, so 3 MB of weights pack at memory speed.
+  template <class P, class Visit, class Pad>
+  void visit_packed(P* packed, Visit visit, Pad pad) const {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
     const int64_t block = g.block_channels;
-    const int64_t blocks = g.co_blocks_per_group;
     const int64_t reduction = g.reduction;
     const int64_t K = p.kernel_size;
     const int64_t cin = g.in_channels_per_group;
-    const auto size = static_cast<size_t>(p.groups * blocks * block * reduction);
-    if (!packed.weight) packed.weight = core::make_large_array<T>(size);
-    packed.bias.assign(static_cast<size_t>(p.groups * blocks * block), T(0));
     // channel_vectors: source offset of reduction step r = k*C_in/G + ci
     // within one output channel's weights (length_vectors: r itself).
     std::vector<int64_t> source(static_cast<size_t>(reduction));
     for (int64_t r = 0; r < reduction; ++r) source[r] = (r % cin) * K + r / cin;
-    // One (block, chunk) panel at a time, channel by channel: each source
-    // row is read in order and the panel (a few KiB) stays in L1, so 3 MB
-    // of weights pack at memory speed.
-    T* to = packed.weight.get();
+    P* to = packed;
     for (int64_t group = 0; group < p.groups; ++group) {
       const int64_t first = group * g.out_channels_per_group;
       for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
         const int64_t steps = std::min(g.chunk, reduction - r0);
-        for (int64_t b = 0; b < blocks; ++b, to += steps * block) {
+        for (int64_t b = 0; b < g.co_blocks_per_group; ++b, to += steps * block) {
           const int64_t channels = std::min(block, g.out_channels_per_group - b * block);
           for (int64_t c = 0; c < block; ++c) {
-            T* HWY_RESTRICT panel = to + c;
+            P* HWY_RESTRICT panel = to + c;
             if (c >= channels) {
-              for (int64_t r = 0; r < steps; ++r) panel[r * block] = T(0);
+              for (int64_t r = 0; r < steps; ++r) pad(panel[r * block]);
               continue;
             }
-            const T* HWY_RESTRICT row = weight + (first + b * block + c) * reduction;
+            const int64_t row = (first + b * block + c) * reduction;
             if (g.kind == Kind::length_vectors) {
-              for (int64_t r = 0; r < steps; ++r) panel[r * block] = row[r0 + r];
+              for (int64_t r = 0; r < steps; ++r) visit(panel[r * block], row + r0 + r);
             } else {
               const int64_t* HWY_RESTRICT from = source.data() + r0;
-              for (int64_t r = 0; r < steps; ++r) panel[r * block] = row[from[r]];
+              for (int64_t r = 0; r < steps; ++r) visit(panel[r * block], row + from[r]);
             }
           }
         }
       }
-      for (int64_t c = 0; bias != nullptr && c < g.out_channels_per_group; ++c) {
-        packed.bias[static_cast<size_t>(group * blocks * block + c)] = bias[first + c];
+    }
+  }
+
+  // visit(packed_index, channel) for every output channel's bias.
+  template <class Visit>
+  void for_each_bias(Visit visit) const {
+    const Geometry& g = geometry_;
+    for (int64_t group = 0; group < problem_.groups; ++group) {
+      for (int64_t c = 0; c < g.out_channels_per_group; ++c) {
+        visit(group * g.co_blocks_per_group * g.block_channels + c,
+              group * g.out_channels_per_group + c);
       }
     }
   }

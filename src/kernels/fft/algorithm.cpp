@@ -222,6 +222,16 @@ class FftExecutor final : public detail::Executor {
     }
   }
 
+  // The spectra keep the weights they were made from.
+  bool returns_weights() const override { return true; }
+  void get_weights(void* weight, void* bias) const override {
+    if (problem_.dtype == DType::f32) {
+      copy_source(*f32_.spectra, static_cast<float*>(weight), static_cast<float*>(bias));
+    } else {
+      copy_source(*f64_.spectra, static_cast<double*>(weight), static_cast<double*>(bias));
+    }
+  }
+
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
     run(input, output, f32_, target_.forward_f32, target_.output_f32, target_.channel_f32, threads);
   }
@@ -305,6 +315,12 @@ class FftExecutor final : public detail::Executor {
     tables.spectra = made;
     std::lock_guard lock(registry.mutex);
     registry.entries.push_back(made);
+  }
+
+  template <class T>
+  static void copy_source(const Spectra<T>& spectra, T* weight, T* bias) {
+    std::memcpy(weight, spectra.source_weight->data(), spectra.source_weight->size());
+    if (bias != nullptr) std::copy(spectra.source_bias.begin(), spectra.source_bias.end(), bias);
   }
 
   // Transforms each kernel in double and stores conj(spectrum) / 2N:
