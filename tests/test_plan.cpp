@@ -232,19 +232,20 @@ TEST(Interned, OverwritesOnlyAnUnsharedCopy) {
 }
 
 // Plans' large arrays: aligned for the kernels (2 MiB for the mapped ones,
-// so that they can sit on huge pages), usable to their last byte, and
-// released; sizes around the 2 MiB boundary and the half-used last page.
+// from 1 MiB, so that they can sit on huge pages), usable to their last
+// byte, and released; sizes around 1 and 2 MiB and the half-used last page.
 TEST(LargeArray, AlignedAndUsableToTheEnd) {
   constexpr size_t kMiB = size_t{1} << 20;
-  for (const size_t bytes : {size_t{0}, size_t{1}, size_t{100}, 2 * kMiB - 1, 2 * kMiB,
-                             2 * kMiB + 100, 3 * kMiB, 3 * kMiB + 4096, 7 * kMiB + 12345}) {
+  for (const size_t bytes :
+       {size_t{0}, size_t{1}, size_t{100}, kMiB - 4, kMiB, kMiB + 4096, kMiB * 3 / 2, 2 * kMiB - 1,
+        2 * kMiB, 2 * kMiB + 100, 3 * kMiB, 3 * kMiB + 4096, 7 * kMiB + 12345}) {
     const size_t count = bytes / sizeof(float);
     auto array = core::make_large_array<float>(count);
     ASSERT_NE(array.get(), nullptr) << bytes;
     const auto address = reinterpret_cast<uintptr_t>(array.get());
     EXPECT_EQ(address % 64, 0u) << bytes;
 #if defined(__linux__)
-    if (bytes >= 2 * kMiB) {
+    if (bytes >= kMiB) {
       EXPECT_EQ(address % (2 * kMiB), 0u) << bytes;
     }
 #endif

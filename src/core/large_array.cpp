@@ -17,12 +17,16 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kPage = 4096;
+// Arrays from half a huge page up are mapped (at least half of every huge
+// page they take is used).
+constexpr size_t kMappedFrom = kHugePage / 2;
 
 size_t round_up(size_t bytes, size_t unit) { return (bytes + unit - 1) / unit * unit; }
 
 #if defined(__linux__)
-// Bytes mapped for an array of `bytes` >= kHugePage: whole huge pages, unless
-// the last one would be less than half used (then 4 KiB pages for the tail).
+// Bytes mapped for an array of `bytes` >= kMappedFrom: whole huge pages,
+// unless the last one would be less than half used (then 4 KiB pages for
+// the tail).
 size_t mapped_bytes(size_t bytes) {
   const size_t tail = bytes % kHugePage;
   return tail == 0 || tail >= kHugePage / 2 ? round_up(bytes, kHugePage) : round_up(bytes, kPage);
@@ -34,7 +38,7 @@ size_t mapped_bytes(size_t bytes) {
 void* allocate_large(size_t bytes) {
   if (bytes == 0) bytes = 1;
 #if defined(__linux__)
-  if (bytes >= kHugePage) {
+  if (bytes >= kMappedFrom) {
     const size_t mapped = mapped_bytes(bytes);
     // Map a huge page more than needed, keep the 2 MiB-aligned part.
     const size_t reserved = mapped + kHugePage;
@@ -61,7 +65,7 @@ void free_large(void* data, size_t bytes) noexcept {
   if (data == nullptr) return;
   if (bytes == 0) bytes = 1;
 #if defined(__linux__)
-  if (bytes >= kHugePage) {
+  if (bytes >= kMappedFrom) {
     munmap(data, mapped_bytes(bytes));
     return;
   }

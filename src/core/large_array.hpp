@@ -1,12 +1,12 @@
 // Memory for a plan's long-lived arrays that can run to megabytes: packed
 // weights, kernel spectra, the weights kept for the reference backward.
-// Arrays of 2 MiB or more are mapped 2 MiB-aligned and advised for
+// Arrays of 1 MiB or more are mapped 2 MiB-aligned and advised for
 // transparent huge pages (Linux), so that their first touch faults once per
 // 2 MiB instead of once per 4 KiB: in the VMs this project is measured on a
 // 4 KiB fault costs ~10 us, and a fresh plan's 3 MB of weights took ~9 ms to
 // touch instead of ~0.3 ms. A last huge page at least half used is mapped
-// whole (3 MB take 4 MB); a smaller tail stays on 4 KiB pages. Smaller
-// arrays come from the C library.
+// whole (1.8 MB take 2 MB, 3 MB take 4 MB); a smaller tail stays on 4 KiB
+// pages. Smaller arrays come from the C library.
 #pragma once
 
 #include <cstddef>
