@@ -2,6 +2,7 @@
 // agreement with the reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <conv1d/layer.hpp>
 #include <random>
@@ -141,6 +142,47 @@ TEST(Conv1dLayer, WeightChangesReachCachedPlans) {
   const Tensor y = layer.forward(x);
   EXPECT_EQ(y.value(0), 310.5);
   EXPECT_EQ(y.value(1), 420.5);
+}
+
+// The plans a layer makes for new input lengths share one packed copy of
+// the weights (no repacking per length), and after a weight change each
+// computes with the new weights, whichever length runs first.
+TEST(Conv1dLayer, NewLengthsShareTheWeights) {
+  ConvParams p = make_params(16, 24, 5);
+  p.padding = Padding::same();
+  Conv1d layer(p, DType::f64, 3, PlanOptions{"direct", 1});
+  const auto check = [&](int64_t length) {
+    const Tensor x = random_tensor(DType::f64, {2, 16, length}, static_cast<uint64_t>(length));
+    const Tensor y = layer.forward(x);
+    Tensor expected(DType::f64, {2, 24, length});
+    reference::forward<double>(
+        Problem::make(p, 2, length, DType::f64),
+        TensorRef<const double>::contiguous(x.data<double>(), 2, 16, length),
+        layer.weight().data<double>(), layer.bias().data<double>(),
+        TensorRef<double>::contiguous(expected.data<double>(), 2, 24, length), 1);
+    double worst = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      worst = std::max(worst, std::abs(y.value(i) - expected.value(i)));
+    }
+    EXPECT_LT(worst, 1e-12) << length;
+    return &layer.plan_for(2, length, Layout::ncl);
+  };
+  const Plan* first = check(50);
+  const Plan* second = check(61);
+  const Plan* third = check(77);
+  EXPECT_TRUE(second->shares_weights_with(*first));
+  EXPECT_TRUE(third->shares_weights_with(*first));
+
+  for (int64_t i = 0; i < layer.weight().numel(); ++i) {
+    layer.mutable_weight().data<double>()[i] *= -1.5;
+  }
+  check(61);  // packs the new weights, apart from the others
+  EXPECT_FALSE(second->shares_weights_with(*first));
+  check(50);  // takes them from the plan for 61
+  EXPECT_TRUE(first->shares_weights_with(*second));
+  EXPECT_FALSE(third->shares_weights_with(*second));
+  check(77);
+  EXPECT_TRUE(third->shares_weights_with(*second));
 }
 
 TEST(Conv1dLayer, BackwardShapesAndValues) {

@@ -312,6 +312,164 @@ TEST(Plan, BackwardFollowsNewWeights) {
   }
 }
 
+// Largest |actual - expected| (one batch or more, any layout).
+template <class T>
+double max_error(TensorRef<const T> actual, TensorRef<const T> expected) {
+  double worst = 0;
+  for (int64_t n = 0; n < actual.batch; ++n) {
+    for (int64_t c = 0; c < actual.channels; ++c) {
+      for (int64_t l = 0; l < actual.length; ++l) {
+        worst = std::max(worst, std::abs(static_cast<double>(actual.at(n, c, l)) -
+                                         static_cast<double>(expected.at(n, c, l))));
+      }
+    }
+  }
+  return worst;
+}
+
+// `problem`'s output for the weights of `weights`.
+template <class T>
+Activation<T> output_with(const Problem& problem, const Workload<T>& input,
+                          const Workload<T>& weights) {
+  Activation<T> output(problem.batch, problem.out_channels, problem.out_length(), problem.layout);
+  reference::forward<T>(problem, input.input.cview(), weights.weight.data(), weights.bias_data(),
+                        output.view, 1);
+  return output;
+}
+
+// A plan for another batch and length shares a plan's packed weights (no
+// copy), computes with them exactly (direct) or within the FFT's error, and
+// gets them back for backward; a later set_weights on either plan leaves
+// the other's weights as they were.
+template <class T>
+void check_shared_weights(const Problem& first, const char* algorithm, std::mt19937_64& rng) {
+  Problem second = first;
+  second.batch += 1;
+  second.length += 37;
+  const Workload<T> one(first, rng);
+  const Workload<T> two(second, rng);  // its input, and other weights
+  const double tolerance = std::string(algorithm) == "fft" ? 1e-3 : 0.0;
+  const auto run = [](const Plan& plan, const Workload<T>& work) {
+    auto output = work.output();
+    plan.forward(work.input.cview(), output.view);
+    return output;
+  };
+  const std::string name = std::string(algorithm) + " " + first.to_string();
+  Plan a(first, {algorithm, 1});
+  Plan b(second, {algorithm, 2});
+  a.set_weights(one.weight.data(), one.bias_data());
+  ASSERT_TRUE(b.share_weights(a)) << name;
+  EXPECT_TRUE(b.shares_weights_with(a)) << name;
+  EXPECT_TRUE(a.shares_weights_with(b)) << name;
+  const Activation<T> second_with_one = output_with(second, two, one);
+  EXPECT_LE(max_error(run(b, two).cview(), second_with_one.cview()), tolerance) << name;
+
+  // New weights for `a`: `b` keeps the first ones, for forward and backward.
+  a.set_weights(two.weight.data(), two.bias_data());
+  EXPECT_FALSE(b.shares_weights_with(a)) << name;
+  EXPECT_LE(max_error(run(a, one).cview(), output_with(first, one, two).cview()), tolerance)
+      << name;
+  EXPECT_LE(max_error(run(b, two).cview(), second_with_one.cview()), tolerance) << name;
+  // Backward (on the reference) with the weights the plan holds.
+  const auto backward_mismatches = [](const Plan& plan, const Workload<T>& work,
+                                      const Workload<T>& weights) {
+    const Problem& p = plan.problem();
+    Activation<T> grad_input(p.batch, p.in_channels, p.length, p.layout);
+    Activation<T> expected(p.batch, p.in_channels, p.length, p.layout);
+    plan.backward_data(work.expected.cview(), grad_input.view);
+    reference::backward_data<T>(p, work.expected.cview(), weights.weight.data(), expected.view, 1);
+    return testing::count_mismatches<T>(grad_input.cview(), expected.cview());
+  };
+  EXPECT_EQ(backward_mismatches(b, two, one), 0) << name;
+
+  // And the other way round: `a`, whose backward has run with `two`'s
+  // weights, takes `b`'s (`one`'s), then `b` changes.
+  EXPECT_EQ(backward_mismatches(a, one, two), 0) << name;
+  ASSERT_TRUE(a.share_weights(b)) << name;
+  EXPECT_EQ(backward_mismatches(a, one, one), 0) << name;
+  EXPECT_LE(max_error(run(a, one).cview(), output_with(first, one, one).cview()), tolerance)
+      << name;
+  b.set_weights(two.weight.data(), two.bias_data());
+  EXPECT_LE(max_error(run(a, one).cview(), output_with(first, one, one).cview()), tolerance)
+      << name;
+  EXPECT_LE(max_error(run(b, two).cview(), two.expected.cview()), tolerance) << name;
+}
+
+TEST(Plan, ShareWeightsAcrossBatchesAndLengths) {
+  std::mt19937_64 rng(41);
+  // direct: several reduction chunks, both layouts, groups, partial blocks;
+  // fft: kernels long enough that both lengths pick one transform size (a
+  // short input may pick a smaller one, and then the plans cannot share).
+  const std::pair<const char*, std::vector<const char*>> cases[] = {
+      {"direct",
+       {"mb1ic300oc13iw40kw3sw1dl1pl1pr1g1", "mb1ic300oc13iw40kw3sw2dl2pl1pr1g1_nlc",
+        "mb2ic12oc18iw50kw5sw1dl1pl2pr2g3_nobias", "mb1ic8oc70iw64kw1sw1dl1pl0pr0g1_f64",
+        "mb1ic6oc9iw40kw4sw3dl1pl0pr0g3_nlc_f64_nobias"}},
+      {"fft",
+       {"mb1ic4oc6iw2000kw64sw1dl1pl0pr0g1_nobias", "mb1ic8oc8iw400kw33sw1dl2pl3pr3g2_nlc",
+        "mb1ic6oc12iw3000kw40sw2dl1pl0pr0g1_f64"}}};
+  for (const auto& [algorithm, descriptors] : cases) {
+    for (const char* descriptor : descriptors) {
+      const Problem problem = Problem::parse(descriptor);
+      if (problem.dtype == DType::f32) {
+        check_shared_weights<float>(problem, algorithm, rng);
+      } else {
+        check_shared_weights<double>(problem, algorithm, rng);
+      }
+    }
+  }
+}
+
+TEST(Plan, ShareWeightsDeclinesOrRefuses) {
+  std::mt19937_64 rng(43);
+  const Problem ncl = Problem::parse("mb1ic8oc12iw60kw3sw1dl1pl1pr1g1");
+  const Workload<float> work(ncl, rng);
+  Plan direct(ncl, PlanOptions{"direct"});
+  direct.set_weights(work.weight.data(), work.bias_data());
+
+  // Another algorithm, or another packing (the other layout): declined,
+  // and the plan still has no weights.
+  Problem nlc = ncl;
+  nlc.layout = Layout::nlc;
+  for (const auto& [problem, algorithm] :
+       {std::pair{ncl, "reference"}, std::pair{ncl, "fft"}, std::pair{nlc, "direct"}}) {
+    Plan plan(problem, PlanOptions{algorithm});
+    EXPECT_FALSE(plan.share_weights(direct)) << algorithm;
+    EXPECT_FALSE(plan.shares_weights_with(direct)) << algorithm;
+    const Workload<float> other(problem, rng);
+    auto output = other.output();
+    EXPECT_NE(error_of([&] {
+                plan.forward(other.input.cview(), output.view);
+              }).find("set_weights was not called"),
+              std::string::npos)
+        << algorithm;
+  }
+
+  // fft plans whose transform sizes differ (a short input is one block).
+  const Problem long_input = Problem::parse("mb1ic4oc6iw2000kw64sw1dl1pl0pr0g1");
+  const Workload<float> long_work(long_input, rng);
+  Plan long_fft(long_input, PlanOptions{"fft"});
+  long_fft.set_weights(long_work.weight.data(), long_work.bias_data());
+  Problem short_input = long_input;
+  short_input.length = 80;
+  Plan short_fft(short_input, PlanOptions{"fft"});
+  EXPECT_FALSE(short_fft.share_weights(long_fft));
+
+  // Different weights, or none yet: an error.
+  Problem wider = ncl;
+  wider.in_channels = 9;
+  Plan other(wider, PlanOptions{"direct"});
+  EXPECT_NE(error_of([&] { other.share_weights(direct); }).find("different weights"),
+            std::string::npos);
+  Problem longer = ncl;
+  longer.length = 70;
+  Plan fresh(longer, PlanOptions{"direct"});
+  Plan taker(ncl, PlanOptions{"direct"});
+  EXPECT_NE(error_of([&] { taker.share_weights(fresh); }).find("set_weights was not called"),
+            std::string::npos);
+  EXPECT_TRUE(direct.share_weights(direct));
+}
+
 TEST(Isa, CapIsRespected) {
   const auto isas = available_isas();
   ASSERT_FALSE(isas.empty());

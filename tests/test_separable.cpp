@@ -311,6 +311,77 @@ TEST(SeparableConv1dLayer, AutoFusesAndSeesWeightChanges) {
               1e-5);
 }
 
+// Fused executors for two lengths share one packed copy of the weights,
+// which a later set_weights on either leaves alone.
+TEST(SeparableConv1dLayer, FusedExecutorsShareWeightsAcrossLengths) {
+  std::mt19937_64 rng(21);
+  Case c;
+  c.params = conformer_like();
+  for (const Layout layout : {Layout::ncl, Layout::nlc}) {
+    c.layout = layout;
+    c.length = 100;
+    const Problem dw_short = c.depthwise();
+    const Problem pw_short = c.pointwise();
+    c.length = 130;
+    const Problem dw_long = c.depthwise();
+    const Problem pw_long = c.pointwise();
+    const auto dw_weight = small_integers<float>(dw_long.out_channels * c.params.kernel_size, rng);
+    const auto dw_bias = small_integers<float>(dw_long.out_channels, rng);
+    const auto pw_weight = small_integers<float>(pw_long.out_channels * pw_long.in_channels, rng);
+    const auto pw_bias = small_integers<float>(pw_long.out_channels, rng);
+    const auto first = algorithms::separable::create(dw_short, pw_short);
+    const auto shared = algorithms::separable::create(dw_long, pw_long);
+    const auto own = algorithms::separable::create(dw_long, pw_long);
+    first->set_weights(dw_weight.data(), dw_bias.data(), pw_weight.data(), pw_bias.data());
+    own->set_weights(dw_weight.data(), dw_bias.data(), pw_weight.data(), pw_bias.data());
+    ASSERT_TRUE(shared->share_weights(*first));
+    EXPECT_EQ(shared->weights_identity(), first->weights_identity());
+    EXPECT_NE(own->weights_identity(), first->weights_identity());
+
+    Activation<float> input(1, dw_long.in_channels, dw_long.length, layout);
+    testing::fill_small_integers(input.view, rng);
+    const auto run = [&](const detail::SeparableExecutor& executor) {
+      Activation<float> output(1, pw_long.out_channels, pw_long.length, layout);
+      executor.forward(input.cview(), output.view, 1);
+      return output.storage;
+    };
+    const std::vector<float> expected = run(*own);
+    EXPECT_EQ(run(*shared), expected);
+    const auto other = small_integers<float>(pw_long.out_channels * pw_long.in_channels, rng);
+    first->set_weights(dw_weight.data(), dw_bias.data(), other.data(), pw_bias.data());
+    EXPECT_NE(shared->weights_identity(), first->weights_identity());
+    EXPECT_EQ(run(*shared), expected);
+  }
+}
+
+// A layer run at several lengths computes each with the current weights,
+// whichever length runs first after a change.
+TEST(SeparableConv1dLayer, EveryLengthSeesWeightChanges) {
+  SeparableConv1d layer(conformer_like(), DType::f32, 1, PlanOptions{}, SeparableOptions{"fused"});
+  auto two_pass = make_layer(conformer_like(), DType::f32, "two-pass");
+  const auto copy_weights = [&] {
+    two_pass.depthwise().mutable_weight() = layer.depthwise().weight();
+    two_pass.depthwise().mutable_bias() = layer.depthwise().bias();
+    two_pass.pointwise().mutable_weight() = layer.pointwise().weight();
+    two_pass.pointwise().mutable_bias() = layer.pointwise().bias();
+  };
+  const auto check = [&](int64_t length) {
+    const Tensor input = testing::random_tensor(DType::f32, {1, 24, length}, 9);
+    EXPECT_LE(max_difference(layer.forward(input), two_pass.forward(input)), 1e-5) << length;
+  };
+  copy_weights();
+  check(100);
+  check(130);
+  for (Conv1d* part : {&layer.depthwise(), &layer.pointwise()}) {
+    Tensor& weight = part->mutable_weight();
+    for (int64_t i = 0; i < weight.numel(); ++i) weight.data<float>()[i] *= -0.5f;
+    copy_weights();
+    check(130);
+    check(100);
+    check(150);
+  }
+}
+
 TEST(SeparableConv1dLayer, ViewsAndUnbatchedInputs) {
   const auto fused = make_layer(conformer_like(), DType::f64, "fused", 2);
   const auto two_pass = make_layer(conformer_like(), DType::f64, "two-pass", 2);

@@ -230,6 +230,18 @@ class Plan {
   // when the problem has no bias. T must match the problem's dtype.
   template <class T>
   void set_weights(const T* weight, const T* bias);
+  // Uses the weights `other` holds: a plan for the same weights (equal
+  // in_channels, out_channels, kernel_size, groups, bias and dtype; throws
+  // Error otherwise, or when set_weights was not called on `other`) at
+  // another batch, length or layout. When both plans keep them in the same
+  // form (the same algorithm and packing, as plans of one layer usually do
+  // across lengths), this plan shares other's copy: nothing is copied or
+  // repacked, and it costs microseconds instead of a repack. Returns false,
+  // changing nothing, when it cannot: call set_weights then. A later
+  // set_weights on either plan changes only that plan's weights.
+  bool share_weights(const Plan& other);
+  // Whether this plan and `other` hold one shared copy of their weights.
+  bool shares_weights_with(const Plan& other) const;
 
   // y = conv(x). x: (N, C_in, L_in), y: (N, C_out, L_out), any strides.
   template <class T>

@@ -87,6 +87,9 @@ class Conv1d {
     std::unique_ptr<Plan> plan;
     uint64_t weights_version = 0;
   };
+  // Gives `plan` the current weights of another cached plan; false if none
+  // can share them. Called with plans_mutex_ held.
+  bool share_current_weights(Plan& plan) const;
   ConvParams params_;
   PlanOptions options_;
   Tensor weight_;

@@ -22,6 +22,20 @@ class Executor {
   virtual void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const;
   virtual void forward(TensorRef<const double> input, TensorRef<double> output, int threads) const;
 
+  // Takes the weights of `other`, an executor for the same weights (shape
+  // and dtype) at another batch, length or layout, without copying or
+  // repacking them, when it holds them in the form this one needs (the
+  // same algorithm and packing: usually so across lengths). Returns false,
+  // changing nothing, otherwise. A later set_weights on either executor
+  // leaves the other's weights as they were.
+  virtual bool share_weights(const Executor& other) {
+    (void)other;
+    return false;
+  }
+  // The object holding the weights, equal for executors that share them;
+  // nullptr for executors that cannot share.
+  virtual const void* weights_identity() const { return nullptr; }
+
   // Whether get_weights can give back what set_weights took (then a plan
   // need not keep a copy of the weights for the reference backward).
   virtual bool returns_weights() const { return false; }

@@ -80,8 +80,25 @@ const detail::SeparableExecutor* SeparableConv1d::fused_for(int64_t batch, int64
     if (!why_not) cached.fused = algorithms::separable::create(depthwise, pointwise);
     cached.decided = true;
   }
-  if (cached.fused && (cached.depthwise_version != depthwise_.weights_version() ||
-                       cached.pointwise_version != pointwise_.weights_version())) {
+  const auto current = [&](const CachedPath& path) {
+    return path.depthwise_version == depthwise_.weights_version() &&
+           path.pointwise_version == pointwise_.weights_version();
+  };
+  // Another length's packed weights, when current and packed the same way.
+  const auto share = [&] {
+    for (const auto& [key, other] : paths_) {
+      if (other.fused && &other != &cached && current(other) &&
+          cached.fused->share_weights(*other.fused)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (cached.fused && !current(cached) && share()) {
+    cached.depthwise_version = depthwise_.weights_version();
+    cached.pointwise_version = pointwise_.weights_version();
+  }
+  if (cached.fused && !current(cached)) {
     const auto data = [](const Tensor& tensor) -> const void* {
       if (tensor.rank() == 0) return nullptr;
       if (tensor.dtype() == DType::f32) return tensor.data<float>();

@@ -255,9 +255,13 @@ struct Stream::Impl {
     return params.dilation * (params.kernel_size - 1) + 1;
   }
 
+  // Shares the weights of an `earlier` plan (another chunk size) when it can.
   static Plan make_plan(const Problem& problem, const PlanOptions& options, const Tensor& weight,
-                        const Tensor& bias) {
+                        const Tensor& bias, const std::vector<Plan>& earlier) {
     Plan plan(problem, options);
+    for (const Plan& other : earlier) {
+      if (plan.share_weights(other)) return plan;
+    }
     if (problem.dtype == DType::f32) {
       plan.set_weights(weight.data<float>(), bias.rank() ? bias.data<float>() : nullptr);
     } else {
@@ -828,8 +832,8 @@ Stream::Stream(const Conv1d& layer, const StreamOptions& options)
   s.weights_fingerprint =
       fingerprint(fingerprint(0xcbf29ce484222325ull, layer.weight()), layer.bias());
   for (int64_t size : s.sizes) {
-    s.conv_plans.push_back(
-        Impl::make_plan(s.valid_problem(params, size), options.plan, layer.weight(), layer.bias()));
+    s.conv_plans.push_back(Impl::make_plan(s.valid_problem(params, size), options.plan,
+                                           layer.weight(), layer.bias(), s.conv_plans));
   }
   s.allocate();
   s.reset();
@@ -854,10 +858,11 @@ Stream::Stream(const SeparableConv1d& layer, const StreamOptions& options)
   s.weights_fingerprint = hash;
   for (int64_t size : s.sizes) {
     s.conv_plans.push_back(Impl::make_plan(s.valid_problem(depthwise, size), options.plan,
-                                           layer.depthwise().weight(), layer.depthwise().bias()));
+                                           layer.depthwise().weight(), layer.depthwise().bias(),
+                                           s.conv_plans));
     s.pointwise_plans.push_back(Impl::make_plan(s.valid_problem(pointwise, size), options.plan,
                                                 layer.pointwise().weight(),
-                                                layer.pointwise().bias()));
+                                                layer.pointwise().bias(), s.pointwise_plans));
   }
   s.allocate();
   s.reset();

@@ -75,6 +75,13 @@ class BackwardFallback {
     if (current_) reference_->set_weights(weight, bias);
   }
 
+  // The executor took another's weights (it returns weights: see
+  // Plan::share_weights): copied from it on the next backward.
+  void weights_shared() {
+    std::lock_guard lock(mutex_);
+    current_ = false;
+  }
+
   // The reference with the executor's current weights.
   const Executor& reference(const Executor& executor) {
     std::lock_guard lock(mutex_);
@@ -145,6 +152,33 @@ void Plan::set_weights(const T* weight, const T* bias) {
   executor_->set_weights(weight, bias);
   if (fallback_) fallback_->set_weights(*executor_, weight, bias);
   weights_set_ = true;
+}
+
+bool Plan::share_weights(const Plan& other) {
+  const Problem& a = problem_;
+  const Problem& b = other.problem_;
+  if (a.in_channels != b.in_channels || a.out_channels != b.out_channels ||
+      a.kernel_size != b.kernel_size || a.groups != b.groups || a.has_bias != b.has_bias ||
+      a.dtype != b.dtype) {
+    throw Error(str_cat("share_weights: the plans are for different weights (", a.to_string(),
+                        " and ", b.to_string(), ")"));
+  }
+  if (!other.weights_set_)
+    throw Error("share_weights: set_weights was not called on the other plan");
+  if (&other == this) return true;
+  // The reference backward copies the weights back from the executor.
+  if (fallback_ && !executor_->returns_weights()) return false;
+  if (!executor_->share_weights(*other.executor_)) return false;
+  if (fallback_) fallback_->weights_shared();
+  weights_set_ = true;
+  return true;
+}
+
+bool Plan::shares_weights_with(const Plan& other) const {
+  if (&other == this) return weights_set_;
+  const void* identity = executor_->weights_identity();
+  return weights_set_ && other.weights_set_ && identity != nullptr &&
+         identity == other.executor_->weights_identity();
 }
 
 template <class T>

@@ -57,6 +57,17 @@ struct Packed {
   std::vector<T> bias;
 };
 
+// What the order of the packed weights depends on besides the weights:
+// plans of one layer for other batches or lengths agree on all of it.
+struct PackingLayout {
+  const Target* target = nullptr;
+  Kind kind = Kind::length_vectors;
+  DType dtype = DType::f32;
+  int64_t groups = 0, in_channels_per_group = 0, out_channels_per_group = 0, kernel_size = 0;
+  int64_t block_channels = 0, chunk = 0;
+  bool operator==(const PackingLayout&) const = default;
+};
+
 class DirectExecutor final : public detail::Executor {
  public:
   explicit DirectExecutor(const Problem& problem)
@@ -131,6 +142,15 @@ class DirectExecutor final : public detail::Executor {
       }
       g.offsets = offsets_.data();
     }
+    packing_ = PackingLayout{&target_,
+                             g.kind,
+                             p.dtype,
+                             p.groups,
+                             g.in_channels_per_group,
+                             g.out_channels_per_group,
+                             K,
+                             g.block_channels,
+                             g.chunk};
   }
 
   void set_weights(const void* weight, const void* bias) override {
@@ -141,22 +161,35 @@ class DirectExecutor final : public detail::Executor {
     }
   }
 
+  bool share_weights(const detail::Executor& other) override {
+    const auto* same = dynamic_cast<const DirectExecutor*>(&other);
+    if (same == nullptr || !(same->packing_ == packing_)) return false;
+    if (problem_.dtype == DType::f32 ? !same->f32_ : !same->f64_) return false;
+    f32_ = same->f32_;
+    f64_ = same->f64_;
+    return true;
+  }
+  const void* weights_identity() const override {
+    if (problem_.dtype == DType::f32) return f32_.get();
+    return f64_.get();
+  }
+
   bool returns_weights() const override { return true; }
   void get_weights(void* weight, void* bias) const override {
     if (problem_.dtype == DType::f32) {
-      unpack(f32_, static_cast<float*>(weight), static_cast<float*>(bias));
+      unpack(*f32_, static_cast<float*>(weight), static_cast<float*>(bias));
     } else {
-      unpack(f64_, static_cast<double*>(weight), static_cast<double*>(bias));
+      unpack(*f64_, static_cast<double*>(weight), static_cast<double*>(bias));
     }
   }
 
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
-    run(Args<float>{&geometry_, input, output, f32_.weight.get(), f32_.bias.data()},
+    run(Args<float>{&geometry_, input, output, f32_->weight.get(), f32_->bias.data()},
         target_.run_f32, threads);
   }
   void forward(TensorRef<const double> input, TensorRef<double> output,
                int threads) const override {
-    run(Args<double>{&geometry_, input, output, f64_.weight.get(), f64_.bias.data()},
+    run(Args<double>{&geometry_, input, output, f64_->weight.get(), f64_->bias.data()},
         target_.run_f64, threads);
   }
 
@@ -167,10 +200,13 @@ class DirectExecutor final : public detail::Executor {
   // each tap a step); r = k*C_in/G + ci for channel_vectors (consecutive steps read
   // consecutive channels of one staged position). Channels past the group's
   // last are zero, and so is a missing bias: the first chunk always adds one.
+  // Packs in place unless another executor shares the packed weights.
   template <class T>
-  void pack(const T* weight, const T* bias, Packed<T>& packed) const {
+  void pack(const T* weight, const T* bias, std::shared_ptr<Packed<T>>& shared) const {
     const Problem& p = problem_;
     const Geometry& g = geometry_;
+    if (!shared || shared.use_count() > 1) shared = std::make_shared<Packed<T>>();
+    Packed<T>& packed = *shared;
     const auto size =
         static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels * g.reduction);
     if (!packed.weight) packed.weight = core::make_large_array<T>(size);
@@ -326,8 +362,10 @@ class DirectExecutor final : public detail::Executor {
   const Target& target_;
   Geometry geometry_;
   std::vector<int64_t> offsets_;
-  Packed<float> f32_;
-  Packed<double> f64_;
+  PackingLayout packing_;
+  // Shared with the executors that took them by share_weights.
+  std::shared_ptr<Packed<float>> f32_;
+  std::shared_ptr<Packed<double>> f64_;
 };
 
 }  // namespace

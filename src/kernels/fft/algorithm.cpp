@@ -212,6 +212,27 @@ class FftExecutor final : public detail::Executor {
     } else {
       make_twiddles(f64_);
     }
+    spectra_layout_ =
+        SpectraLayout{&target_,       g.fft_size,           g.lanes,          g.groups,
+                      g.in_per_group, g.out_channels,       g.task_groups(),  g.task_out_channels(),
+                      g.out_panels,   problem_.kernel_size, problem_.dilation};
+  }
+
+  // Spectra of the same layout serve any batch and length.
+  bool share_weights(const detail::Executor& other) override {
+    const auto* same = dynamic_cast<const FftExecutor*>(&other);
+    if (same == nullptr || !(same->spectra_layout_ == spectra_layout_) ||
+        same->problem_.dtype != problem_.dtype) {
+      return false;
+    }
+    if (problem_.dtype == DType::f32 ? !same->f32_.spectra : !same->f64_.spectra) return false;
+    f32_.spectra = same->f32_.spectra;
+    f64_.spectra = same->f64_.spectra;
+    return true;
+  }
+  const void* weights_identity() const override {
+    if (problem_.dtype == DType::f32) return f32_.spectra.get();
+    return f64_.spectra.get();
   }
 
   void set_weights(const void* weight, const void* bias) override {
@@ -272,17 +293,7 @@ class FftExecutor final : public detail::Executor {
     const int64_t lanes = g.lanes;
     const int64_t cin = g.in_per_group;
     const int64_t K = p.kernel_size;
-    SpectraLayout layout{&target_,
-                         g.fft_size,
-                         lanes,
-                         g.groups,
-                         cin,
-                         g.out_channels,
-                         g.task_groups(),
-                         g.task_out_channels(),
-                         g.out_panels,
-                         K,
-                         p.dilation};
+    const SpectraLayout& layout = spectra_layout_;
     // Equal weights are one interned copy: comparing them is comparing pointers.
     auto source =
         core::intern_bytes(weight, static_cast<size_t>(p.out_channels * cin * K) * sizeof(T));
@@ -463,6 +474,7 @@ class FftExecutor final : public detail::Executor {
 
   const Target& target_;
   Geometry geometry_;
+  SpectraLayout spectra_layout_;
   int64_t chunk_blocks_ = 1;
   std::vector<int32_t> bit_reversed_;
   Tables<float> f32_;

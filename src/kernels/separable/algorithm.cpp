@@ -112,6 +112,16 @@ struct Packed {
   std::vector<T> pw_bias;
 };
 
+// What the packed order depends on besides the weights (not the length).
+struct PackingLayout {
+  const Target* target = nullptr;
+  Layout layout = Layout::ncl;
+  DType dtype = DType::f32;
+  int64_t in_channels = 0, mid_channels = 0, out_channels = 0, kernel_size = 0;
+  int64_t block_channels = 0, chunk = 0;
+  bool operator==(const PackingLayout&) const = default;
+};
+
 class FusedExecutor final : public detail::SeparableExecutor {
  public:
   FusedExecutor(const Problem& depthwise, const Problem& pointwise)
@@ -125,6 +135,22 @@ class FusedExecutor final : public detail::SeparableExecutor {
       tap_offsets_.push_back(tap % g.stride * g.phase_width + tap / g.stride);
     }
     g.tap_offsets = tap_offsets_.data();
+    packing_ = PackingLayout{&target_,      g.layout,         dtype_,
+                             g.in_channels, g.mid_channels,   g.out_channels,
+                             g.kernel_size, g.block_channels, g.chunk};
+  }
+
+  bool share_weights(const detail::SeparableExecutor& other) override {
+    const auto* same = dynamic_cast<const FusedExecutor*>(&other);
+    if (same == nullptr || !(same->packing_ == packing_)) return false;
+    if (dtype_ == DType::f32 ? !same->f32_ : !same->f64_) return false;
+    f32_ = same->f32_;
+    f64_ = same->f64_;
+    return true;
+  }
+  const void* weights_identity() const override {
+    if (dtype_ == DType::f32) return f32_.get();
+    return f64_.get();
   }
 
   void set_weights(const void* dw_weight, const void* dw_bias, const void* pw_weight,
@@ -139,11 +165,11 @@ class FusedExecutor final : public detail::SeparableExecutor {
   }
 
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
-    run(args(input, output, f32_), target_.run_f32, threads);
+    run(args(input, output, *f32_), target_.run_f32, threads);
   }
   void forward(TensorRef<const double> input, TensorRef<double> output,
                int threads) const override {
-    run(args(input, output, f64_), target_.run_f64, threads);
+    run(args(input, output, *f64_), target_.run_f64, threads);
   }
 
  private:
@@ -161,10 +187,13 @@ class FusedExecutor final : public detail::SeparableExecutor {
   // Depthwise: NCL keeps (C_mid, K); NLC transposes to [K][c'] with
   // c' = m*C_in + ci. Pointwise: [chunk][co_block][step][block_channels]
   // over the reduction order of the layout (c for NCL, c' for NLC), output
-  // channels past the last zero. Missing biases are zeros.
+  // channels past the last zero. Missing biases are zeros. Packs in place
+  // unless another executor shares the packed weights.
   template <class T>
   void pack(const T* dw_weight, const T* dw_bias, const T* pw_weight, const T* pw_bias,
-            Packed<T>& packed) const {
+            std::shared_ptr<Packed<T>>& shared) const {
+    if (!shared || shared.use_count() > 1) shared = std::make_shared<Packed<T>>();
+    Packed<T>& packed = *shared;
     const Geometry& g = geometry_;
     const int64_t K = g.kernel_size;
     const int64_t M = g.multiplier;
@@ -235,8 +264,10 @@ class FusedExecutor final : public detail::SeparableExecutor {
   std::vector<int64_t> tap_offsets_;
   int64_t batch_;
   DType dtype_;
-  Packed<float> f32_;
-  Packed<double> f64_;
+  PackingLayout packing_;
+  // Shared with the executors that took them by share_weights.
+  std::shared_ptr<Packed<float>> f32_;
+  std::shared_ptr<Packed<double>> f64_;
 };
 
 }  // namespace

@@ -23,6 +23,13 @@ class SeparableExecutor {
   // and repacks; call before any forward and whenever the weights change.
   virtual void set_weights(const void* depthwise_weight, const void* depthwise_bias,
                            const void* pointwise_weight, const void* pointwise_bias) = 0;
+  // Takes the packed weights of `other`, made for the same layer at another
+  // batch or length, when they are packed the same way; false (nothing
+  // changed) otherwise. A later set_weights on either leaves the other's
+  // weights as they were.
+  virtual bool share_weights(const SeparableExecutor& other) = 0;
+  // The object holding the packed weights: equal for executors sharing them.
+  virtual const void* weights_identity() const = 0;
 
   // output = pointwise(depthwise(input)); input (N, C_in, L_in) and output
   // (N, C_out, L_out) with any strides. Each serves the problems' dtype only.
