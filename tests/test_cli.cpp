@@ -321,7 +321,10 @@ TEST_F(cli, BenchWritesJson) {
     const double expected = 100.0 * row["gflops"].get<double>();
     EXPECT_NEAR(row["percent_of_peak"].get<double>() * peak, expected,
                 expected * (0.051 / peak + 1e-9));
+    EXPECT_GT(row["plan_ms"].get<double>(), 0.0);
+    EXPECT_GT(row["new_length_ms"].get<double>(), 0.0);
   }
+  EXPECT_NE(result.out.find("new length ms"), std::string::npos) << result.out;
 }
 
 // --compare reads each worker's medians from its reply line: oneDNN's also

@@ -95,6 +95,7 @@ TEST_F(cli_tune, BenchTunesAndReusesTheCacheFile) {
     EXPECT_GE(row["tune_ms"].get<double>(), 0.0);
     EXPECT_GT(row["plan_ms"].get<double>(), 0.0);
     EXPECT_GE(row["weights_ms"].get<double>(), 0.0);
+    EXPECT_GT(row["new_length_ms"].get<double>(), 0.0);
   }
 
   // A new process reads the choice back instead of timing again.

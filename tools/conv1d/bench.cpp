@@ -61,6 +61,10 @@ struct Result {
   // (copying and repacking the weights).
   double plan_ms = 0.0;
   double weights_ms = 0.0;
+  // A plan for another input length of the same layer, given the weights
+  // of the first by Plan::share_weights (set_weights when it declines), as
+  // Conv1d does for each new length.
+  double new_length_ms = 0.0;
   double flops = 0.0;  // of the layer, and the bytes it must move at least
   double bytes = 0.0;
 };
@@ -167,6 +171,7 @@ constexpr int kFreshPlans = 7;
 struct PlanMakingTimes {
   double plan_ms = 0.0;
   double weights_ms = 0.0;
+  double new_length_ms = 0.0;
 };
 
 template <class T>
@@ -175,7 +180,8 @@ PlanMakingTimes time_plan_making(const Problem& p, const PlanOptions& options) {
   const auto weight =
       random_values<T>(p.out_channels * p.in_channels_per_group() * p.kernel_size, generator);
   const auto bias = random_values<T>(p.out_channels, generator);
-  std::vector<double> plan_seconds, weights_seconds;
+  std::vector<double> plan_seconds, weights_seconds, new_length_seconds;
+  std::optional<Plan> first;
   for (int i = 0; i < kFreshPlans; ++i) {
     const auto start = Clock::now();
     Plan plan(p, options);
@@ -183,8 +189,20 @@ PlanMakingTimes time_plan_making(const Problem& p, const PlanOptions& options) {
     plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
     weights_seconds.push_back(std::chrono::duration<double>(Clock::now() - made).count());
     plan_seconds.push_back(std::chrono::duration<double>(made - start).count());
+    if (!first) first.emplace(std::move(plan));
   }
-  return {median(plan_seconds) * 1e3, median(weights_seconds) * 1e3};
+  for (int i = 1; i <= kFreshPlans; ++i) {
+    Problem longer = p;
+    longer.length += i;
+    const auto start = Clock::now();
+    Plan plan(longer, options);
+    if (!plan.share_weights(*first)) {
+      plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+    }
+    new_length_seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return {median(plan_seconds) * 1e3, median(weights_seconds) * 1e3,
+          median(new_length_seconds) * 1e3};
 }
 
 // One warm-up run, then repetitions until the budget is spent (at least
@@ -235,7 +253,8 @@ void write_json(const std::string& path, const std::vector<Result>& results) {
                     {"memory_bound", result.memory_bound},
                     {"selection", result.selection},
                     {"plan_ms", result.plan_ms},
-                    {"weights_ms", result.weights_ms}});
+                    {"weights_ms", result.weights_ms},
+                    {"new_length_ms", result.new_length_ms}});
     if (!result.heuristic_algorithm.empty()) {
       rows.back()["heuristic_algorithm"] = result.heuristic_algorithm;
       rows.back()["tune_ms"] = result.tune_ms;
@@ -360,10 +379,10 @@ int run_bench(const BenchOptions& options) {
     return columns;
   };
   std::string header = fmt::format(
-      "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}  {:>6}  {:>9}  {:>7}  {:>10}", "name",
-      name_width, "problem", problem_width, algorithm_columns("algorithm", "heuristic", "tune ms"),
-      "isa", "threads", "reps", "median ms", "GFLOP/s", "%peak", "%roofline", "plan ms",
-      "weights ms");
+      "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10}  {:>9}  {:>6}  {:>9}  {:>7}  {:>10}  {:>13}",
+      "name", name_width, "problem", problem_width,
+      algorithm_columns("algorithm", "heuristic", "tune ms"), "isa", "threads", "reps", "median ms",
+      "GFLOP/s", "%peak", "%roofline", "plan ms", "weights ms", "new length ms");
   for (const auto& worker : workers) {
     header += fmt::format("  {:>10}  {:>8}", worker->label() + " ms", "x " + worker->label());
     if (worker->times_kernels()) header += fmt::format("  {:>9}  {:>8}", "kernel ms", "x kernel");
@@ -403,6 +422,7 @@ int run_bench(const BenchOptions& options) {
                                          : time_plan_making<double>(problem, plan_options);
       result.plan_ms = making.plan_ms;
       result.weights_ms = making.weights_ms;
+      result.new_length_ms = making.new_length_ms;
     } else {
       // A separable layer's parts are planned inside SeparableConv1d, which
       // also draws its weights: its making time is not comparable.
@@ -412,6 +432,7 @@ int run_bench(const BenchOptions& options) {
       result.tune_ms = first_plan_ms[i];
       result.plan_ms = std::nan("");
       result.weights_ms = std::nan("");
+      result.new_length_ms = std::nan("");
     }
     double seconds = 0;
     if (workers.empty()) {
@@ -465,7 +486,7 @@ int run_bench(const BenchOptions& options) {
     rate_against(result, peak);
     std::string line = fmt::format(
         "{:<{}}  {:<{}}  {}  {:<6}  {:>7}  {:>5}  {:>10.3f}  {:>9.2f}  {:>6.1f}  {:>8.1f}{}  "
-        "{:>7}  {:>10}",
+        "{:>7}  {:>10}  {:>13}",
         result.name, name_width, result.problem, problem_width,
         algorithm_columns(result.algorithm,
                           result.heuristic_algorithm == result.algorithm
@@ -474,7 +495,8 @@ int run_bench(const BenchOptions& options) {
                           fmt::format("{:.3f}", result.tune_ms)),
         result.isa, result.threads, result.reps, result.ms, result.gflops, result.percent_of_peak,
         result.percent_of_roofline, result.memory_bound ? "m" : " ",
-        milliseconds_or_dash(result.plan_ms), milliseconds_or_dash(result.weights_ms));
+        milliseconds_or_dash(result.plan_ms), milliseconds_or_dash(result.weights_ms),
+        milliseconds_or_dash(result.new_length_ms));
     for (const auto& other : result.others) {
       line += std::isnan(other.ms)
                   ? fmt::format("  {:>10}  {:>8}", "-", "-")
@@ -526,7 +548,8 @@ int run_bench(const BenchOptions& options) {
       "%roofline: the faster of peak FLOP/s and DRAM bandwidth allows this share of the "
       "measured time; m = bandwidth bound\n"
       "plan ms: making a Plan for the layer (checking, choosing, preparing); weights ms: its "
-      "set_weights (copying and repacking); medians over {} fresh plans\n",
+      "set_weights (copying and repacking); new length ms: a Plan for the layer at another input "
+      "length, given the first plan's weights by share_weights; medians over {} fresh plans\n",
       kFreshPlans);
   for (const auto& worker : workers) {
     if (worker->times_kernels()) {
