@@ -152,7 +152,15 @@ const std::vector<Problem>& sweep() {
           "mb1ic97oc11iw90kw5sw2dl2pl4pr4g1_circular_f64",
           // Large enough for several threads in ThreadCountDoesNotChangeBits.
           "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24", "mb1ic3oc3iw600kw20sw1dl1pl10pr9g3",
-          "mb1ic16oc16iw300kw5sw1dl1pl2pr2g16_nlc", "mb1ic2oc2iw500kw10sw1dl1pl0pr0g2_f64"}) {
+          "mb1ic16oc16iw300kw5sw1dl1pl2pr2g16_nlc", "mb1ic2oc2iw500kw10sw1dl1pl0pr0g2_f64",
+          // Depthwise kernels whose span and stride leave no room in the
+          // channel-vector tile budget (a learned filterbank: K = 400,
+          // hop 160).
+          "mb1ic2oc2iw2000kw400sw160dl1pl0pr0g2", "mb1ic1oc8iw3000kw400sw160dl1pl0pr0g1_nlc",
+          "mb1ic2oc4iw2000kw400sw160dl1pl0pr0g2_f64",
+          // Strides far beyond a vector: each packed row is de-interleaved
+          // into that many phases.
+          "mb1ic2oc6iw5kw3sw255dl21pl33pr17g1_nobias_f64", "mb2ic3oc3iw40kw2sw300dl5pl20pr20g3"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

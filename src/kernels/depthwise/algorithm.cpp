@@ -81,7 +81,10 @@ Geometry make_geometry(const Problem& p, const Target& target) {
     const int64_t positions = kTileBudgetBytes / (lanes * element);
     const int64_t halo = (p.kernel_size - 1) * p.dilation + 1 + p.stride;
     quantum = static_cast<int64_t>(target.positions) * lanes;
-    tile = (positions - g.in_per_group * halo) / (g.in_per_group * p.stride + 1);
+    // At least one output even when the halo alone overflows the budget
+    // (K = 400, stride 160: a learned filterbank).
+    tile =
+        std::max<int64_t>((positions - g.in_per_group * halo) / (g.in_per_group * p.stride + 1), 1);
   } else {
     g.channel_block = 1;
     quantum = 4 * lanes;

@@ -111,6 +111,18 @@ inline int64_t input_span(const Geometry& g, int64_t outputs) {
   return (outputs - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
 }
 
+// length_vectors: a packed row holds the input span of tile_length +
+// `lanes` outputs (row pieces run whole vectors, or whole blocks: up to
+// kRowSlackVectors vectors past the tile), de-interleaved into `stride`
+// phases of row_phase_length() elements, and a vector of slack.
+inline int64_t row_phase_length(const Geometry& g, int64_t lanes) {
+  const int64_t span = input_span(g, g.tile_length + lanes) + g.stride + kRowSlackVectors * lanes;
+  return (span + g.stride - 1) / g.stride;
+}
+inline int64_t packed_row_elements(const Geometry& g, int64_t lanes) {
+  return row_phase_length(g, lanes) * g.stride + lanes;
+}
+
 // Scratch of one task in bytes; parts are 64-byte aligned. channel_vectors:
 // g packed inputs [span][V] and an output tile [tile][V]. length_vectors:
 // g packed rows (span of tile_length + V outputs, de-interleaved into
@@ -124,11 +136,9 @@ inline size_t scratch_bytes(const Geometry& g, int64_t lanes, size_t element) {
     const auto span = static_cast<size_t>(input_span(g, g.tile_length) + g.stride);
     return in_per_group * round_up_64(span * v * element) + round_up_64(tile * v * element);
   }
-  // Row pieces run whole vectors, or whole blocks: up to kRowSlackVectors
-  // vectors past the tile.
   const auto slack = static_cast<size_t>(kRowSlackVectors) * v;
-  const auto span = static_cast<size_t>(input_span(g, g.tile_length + lanes) + g.stride) + slack;
-  return in_per_group * round_up_64((span + v) * element) + round_up_64((tile + slack) * element) +
+  return in_per_group * round_up_64(static_cast<size_t>(packed_row_elements(g, lanes)) * element) +
+         round_up_64((tile + slack) * element) +
          round_up_64(in_per_group * static_cast<size_t>(g.kernel_size) * sizeof(void*));
 }
 

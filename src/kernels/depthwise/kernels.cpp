@@ -1122,9 +1122,9 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
 
   // The layout of scratch_bytes().
   const int64_t slack = kRowSlackVectors * N;
-  const int64_t span = input_span(g, g.tile_length + N) + s + slack;
-  const int64_t phase_length = (span + s - 1) / s;
-  const size_t packed_bytes = round_up_64(static_cast<size_t>(span + N) * sizeof(T));
+  const int64_t phase_length = row_phase_length(g, N);
+  const size_t packed_bytes =
+      round_up_64(static_cast<size_t>(packed_row_elements(g, N)) * sizeof(T));
   auto* bytes = static_cast<unsigned char*>(scratch);
   T* packed = reinterpret_cast<T*>(bytes);
   T* row_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
