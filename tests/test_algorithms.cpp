@@ -125,12 +125,69 @@ Problem draw_long_problem(std::mt19937_64& rng) {
   }
 }
 
+// Extremes: kernels up to 700 taps, strides up to 400 (beyond the kernel
+// and far beyond a vector), dilations up to 60, lengths from 1 to several
+// thousand, padding up to the kernel's span, in the few-output problems
+// where tile budgets and row phases meet their limits. Log-uniform sizes;
+// bounded work, for the sanitizer build.
+Problem draw_extreme_problem(std::mt19937_64& rng) {
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  auto log_pick = [&](int64_t lo, int64_t hi) {
+    const double a = std::log(static_cast<double>(lo));
+    const double b = std::log(static_cast<double>(hi) + 0.999);
+    return std::min(
+        hi, static_cast<int64_t>(std::exp(std::uniform_real_distribution<double>(a, b)(rng))));
+  };
+  for (;;) {
+    ConvParams p;
+    switch (pick(0, 2)) {
+      case 0:  // depthwise, with a depth multiplier
+        p.groups = log_pick(1, 64);
+        p.in_channels = p.groups;
+        p.out_channels = p.groups * pick(1, 3);
+        break;
+      case 1:  // grouped
+        p.groups = pick(1, 8);
+        p.in_channels = p.groups * log_pick(1, 16);
+        p.out_channels = p.groups * log_pick(1, 16);
+        break;
+      default:
+        p.in_channels = log_pick(1, 80);
+        p.out_channels = log_pick(1, 80);
+    }
+    p.kernel_size = log_pick(1, 700);
+    p.stride = log_pick(1, 400);
+    p.dilation = pick(0, 2) == 0 ? log_pick(1, 60) : 1;
+    p.bias = pick(0, 1) != 0;
+    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
+    const int64_t span = (p.kernel_size - 1) * p.dilation + 1;
+    p.padding = pick(0, 1) == 0 ? testing::draw_padding(rng, p.stride, 4)
+                                : Padding::asymmetric(pick(0, span), pick(0, span));
+    const int64_t length = pick(0, 1) == 0 ? span + pick(-span / 2, 50) : log_pick(1, 20000);
+    const DType dtype = pick(0, 3) == 0 ? DType::f64 : DType::f32;
+    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
+    try {
+      const Problem problem =
+          Problem::make(p, pick(1, 2), std::max<int64_t>(length, 1), dtype, layout);
+      if (problem.flops() <= 4e6 &&
+          problem.batch * problem.in_channels * problem.length <= 400000) {
+        return problem;
+      }
+    } catch (const Error&) {
+      // Kernel wider than the padded input, reflect too wide: redraw.
+    }
+  }
+}
+
 const std::vector<Problem>& sweep() {
   static const std::vector<Problem> problems = [] {
     std::mt19937_64 rng(2026);
     std::vector<Problem> list;
     for (int i = 0; i < 300; ++i) list.push_back(draw_problem(rng));
     for (int i = 0; i < 60; ++i) list.push_back(draw_long_problem(rng));
+    for (int i = 0; i < 80; ++i) list.push_back(draw_extreme_problem(rng));
     // Real-model shapes, shrunk in length.
     for (const char* text :
          {"mb1ic80oc64iw300kw3sw1dl1pl1pr1g1", "mb1ic64oc64iw301kw3sw2dl1pl1pr1g1",
