@@ -292,6 +292,32 @@ TEST(Plan, BackwardGetsTheWeightsBack) {
   }
 }
 
+// The weight gradient does not read the weights: a plan computes it before
+// set_weights, for every algorithm (those without a backward of their own
+// run the reference's, with nothing to copy back from their executor).
+TEST(Plan, BackwardWeightNeedsNoWeights) {
+  std::mt19937_64 rng(13);
+  for (const char* descriptor :
+       {"mb2ic8oc12iw60kw3sw1dl1pl1pr1g1", "mb1ic6oc6iw70kw5sw2dl1pl2pr2g6_nlc",
+        "mb1ic4oc6iw300kw64sw1dl1pl0pr0g2_nobias"}) {
+    const Problem problem = Problem::parse(descriptor);
+    const Workload<float> work(problem, rng);
+    std::vector<float> expected_weight(work.weight.size()), expected_bias(work.bias.size());
+    reference::backward_weight<float>(problem, work.input.cview(), work.expected.cview(),
+                                      expected_weight.data(),
+                                      work.bias_data() ? expected_bias.data() : nullptr, 1);
+    for (const auto& status : algorithm_statuses(problem)) {
+      if (!status.supported) continue;
+      Plan plan(problem, PlanOptions{status.name, 1});
+      std::vector<float> weight(work.weight.size(), -1.0f), bias(work.bias.size(), -1.0f);
+      plan.backward_weight(work.input.cview(), work.expected.cview(), weight.data(),
+                           work.bias_data() ? bias.data() : nullptr);
+      EXPECT_EQ(weight, expected_weight) << status.name << " " << descriptor;
+      EXPECT_EQ(bias, expected_bias) << status.name << " " << descriptor;
+    }
+  }
+}
+
 // A plan's backward follows each set_weights.
 TEST(Plan, BackwardFollowsNewWeights) {
   std::mt19937_64 rng(12);

@@ -250,7 +250,8 @@ class Plan {
   template <class T>
   void backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input) const;
   // grad_weight (C_out, C_in/groups, K) and grad_bias (C_out, may be null)
-  // are overwritten, not accumulated.
+  // are overwritten, not accumulated. They do not depend on the weights, so
+  // set_weights need not have been called.
   template <class T>
   void backward_weight(TensorRef<const T> input, TensorRef<const T> grad_output, T* grad_weight,
                        T* grad_bias) const;

@@ -82,6 +82,10 @@ class BackwardFallback {
     current_ = false;
   }
 
+  // The reference for backward_weight, which does not read the weights:
+  // nothing to copy, and a plan without weights may compute it.
+  const Executor& reference_without_weights() const { return *reference_; }
+
   // The reference with the executor's current weights.
   const Executor& reference(const Executor& executor) {
     std::lock_guard lock(mutex_);
@@ -216,7 +220,7 @@ void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_out
                     ? "backward_weight: the problem has a bias but grad_bias is null"
                     : "backward_weight: the problem has no bias but grad_bias was given");
   }
-  (fallback_ ? fallback_->reference(*executor_) : *executor_)
+  (fallback_ ? fallback_->reference_without_weights() : *executor_)
       .backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
 }
 
