@@ -318,6 +318,50 @@ TEST(Plan, BackwardWeightNeedsNoWeights) {
   }
 }
 
+// The output may not share memory with the input (the kernels read the one
+// while writing the other) nor write one element twice; views that only
+// interleave are fine.
+TEST(Plan, RejectsOverlappingViews) {
+  std::mt19937_64 rng(17);
+  const Problem problem = Problem::parse("mb1ic4oc4iw50kw3sw1dl1pl1pr1g1");  // out length 50
+  const Workload<float> work(problem, rng);
+  Plan plan(problem, PlanOptions{"auto", 1});
+  plan.set_weights(work.weight.data(), work.bias_data());
+  std::vector<float> buffer(2 * 4 * 50 + 8, 1.0f);
+  const auto view = [&](int64_t offset) {
+    return TensorRef<float>::contiguous(buffer.data() + offset, 1, 4, 50);
+  };
+  for (const int64_t offset : {0, 7, 199}) {
+    EXPECT_NE(
+        error_of([&] { plan.forward<float>(view(0), view(offset)); }).find("output overlaps input"),
+        std::string::npos)
+        << offset;
+  }
+  TensorRef<float> repeated = view(200);
+  repeated.length_stride = 0;
+  EXPECT_NE(error_of([&] { plan.forward<float>(view(0), repeated); }).find("length stride 0"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              plan.backward_data<float>(view(0), view(100));
+            }).find("grad_input overlaps grad_output"),
+            std::string::npos);
+
+  // Input in the even elements of one buffer, output in the odd ones; and
+  // views side by side.
+  std::vector<float> both(2 * 4 * 50);
+  TensorRef<float> even = TensorRef<float>::contiguous(both.data(), 1, 4, 50);
+  even.channel_stride *= 2;
+  even.length_stride *= 2;
+  TensorRef<float> odd = even;
+  odd.data += 1;
+  for (int64_t c = 0; c < 4; ++c) {
+    for (int64_t l = 0; l < 50; ++l) even.at(0, c, l) = work.input.view.at(0, c, l);
+  }
+  plan.forward<float>(even, odd);
+  EXPECT_EQ(testing::count_mismatches<float>(odd, work.expected.cview()), 0);
+  plan.forward<float>(view(0), view(200));
+}
+
 // A plan's backward follows each set_weights.
 TEST(Plan, BackwardFollowsNewWeights) {
   std::mt19937_64 rng(12);
