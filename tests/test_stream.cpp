@@ -705,6 +705,18 @@ TEST(StreamErrors, BadInputLeavesTheStateUnchanged) {
   EXPECT_NE(
       error_of([&] { stream.push(f.chunk(20, 30), slice(y, produced, 2)); }).find("room for 2"),
       std::string::npos);
+  // An output that shares memory with the chunk, or repeats an element.
+  std::vector<float> shared(2 * 5 * 40, 1.0f);
+  const TensorRef<const float> chunk_in_shared{shared.data(), 2, 3, 10, 30, 10, 1};
+  const TensorRef<float> out_in_shared{shared.data() + 5, 2, 5, 40, 200, 40, 1};
+  EXPECT_NE(error_of([&] {
+              stream.push(chunk_in_shared, out_in_shared);
+            }).find("push: out overlaps the chunk"),
+            std::string::npos);
+  TensorRef<float> repeated = slice(y, produced, 40);
+  repeated.length_stride = 0;
+  EXPECT_NE(error_of([&] { stream.push(f.chunk(20, 30), repeated); }).find("length stride 0"),
+            std::string::npos);
   EXPECT_EQ(stream.save(), before);
 
   // Restoring foreign or damaged bytes.

@@ -243,9 +243,10 @@ class Plan {
   // Whether this plan and `other` hold one shared copy of their weights.
   bool shares_weights_with(const Plan& other) const;
 
-  // y = conv(x). x: (N, C_in, L_in), y: (N, C_out, L_out), any strides;
-  // y must not share memory with x nor have a zero stride (Error; the
-  // same holds for grad_input and grad_output in backward_data).
+  // y = conv(x). x: (N, C_in, L_in), y: (N, C_out, L_out), any strides.
+  // y must not share memory with x: an Error when either view is dense in
+  // memory, or when y has a zero stride (as for grad_input and grad_output
+  // in backward_data).
   template <class T>
   void forward(TensorRef<const T> input, TensorRef<T> output) const;
   // grad_input = d(loss)/d(x) from grad_output (N, C_out, L_out).

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "core/checked.hpp"
+#include "core/overlap.hpp"
 #include "core/scratch.hpp"
 #include "core/strings.hpp"
 
@@ -600,6 +601,9 @@ struct Stream::Impl {
     core::checked_add(pushed, length, "stream length");
     const int64_t count = output_length(length);
     check_out(out, count, "push");
+    TensorRef<T> written = out;
+    written.length = count;
+    core::check_no_overlap(chunk, "the chunk", written, "push: out");
 
     // The first samples, for padding that repeats them.
     for (int64_t i = pushed; i < std::min(prefix_capacity, pushed + length); ++i) {

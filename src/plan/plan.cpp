@@ -1,17 +1,11 @@
 // Plan: choose an algorithm once, execute many times.
-#include <algorithm>
-#include <array>
 #include <conv1d/conv1d.hpp>
 #include <cstddef>
-#include <cstdint>
-#include <cstdlib>
 #include <mutex>
-#include <optional>
-#include <tuple>
-#include <utility>
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/overlap.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "plan/registry.hpp"
@@ -59,68 +53,6 @@ void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batc
   }
   if (tensor.data == nullptr && batch * channels * length > 0) {
     throw Error(str_cat(name, " has no data"));
-  }
-}
-
-// The bytes [first, last] a view touches; nullopt when it has no elements.
-template <class T>
-std::optional<std::pair<uintptr_t, uintptr_t>> byte_span(const TensorRef<T>& t) {
-  if (t.batch == 0 || t.channels == 0 || t.length == 0) return std::nullopt;
-  auto first = reinterpret_cast<uintptr_t>(t.data);
-  uintptr_t last = first + sizeof(T) - 1;
-  for (const auto& [extent, stride] :
-       {std::pair{t.batch, t.batch_stride}, std::pair{t.channels, t.channel_stride},
-        std::pair{t.length, t.length_stride}}) {
-    const int64_t offset = (extent - 1) * stride * static_cast<int64_t>(sizeof(T));
-    if (offset < 0) {
-      first -= static_cast<uintptr_t>(-offset);
-    } else {
-      last += static_cast<uintptr_t>(offset);
-    }
-  }
-  return std::pair{first, last};
-}
-
-// Whether a view's elements fill its byte span with no gaps: then any other
-// view within that span shares elements with it.
-template <class T>
-bool fills_its_span(const TensorRef<T>& t) {
-  std::array<std::pair<int64_t, int64_t>, 3> dims{{{std::abs(t.batch_stride), t.batch},
-                                                   {std::abs(t.channel_stride), t.channels},
-                                                   {std::abs(t.length_stride), t.length}}};
-  std::sort(dims.begin(), dims.end());
-  int64_t expected = 1;
-  for (const auto& [stride, extent] : dims) {
-    if (extent == 1) continue;
-    if (stride != expected) return false;
-    expected *= extent;
-  }
-  return true;
-}
-
-// The written view must not write one element twice (a zero stride), and
-// must not share elements with the view that is read: the kernels read the
-// input while they write the output. Views whose spans interleave without
-// sharing elements pass (as PyTorch, which checks what it can decide
-// cheaply).
-template <class In, class Out>
-void check_no_overlap(const TensorRef<In>& read, std::string_view read_name,
-                      const TensorRef<Out>& written, std::string_view written_name) {
-  for (const auto& [extent, stride, what] :
-       {std::tuple{written.batch, written.batch_stride, "batch"},
-        std::tuple{written.channels, written.channel_stride, "channel"},
-        std::tuple{written.length, written.length_stride, "length"}}) {
-    if (extent > 1 && stride == 0) {
-      throw Error(str_cat(written_name, " has ", what,
-                          " stride 0: several of its elements are one memory location"));
-    }
-  }
-  const auto a = byte_span(read);
-  const auto b = byte_span(written);
-  if (!a || !b || a->second < b->first || b->second < a->first) return;
-  if (fills_its_span(read) || fills_its_span(written)) {
-    throw Error(str_cat(written_name, " overlaps ", read_name,
-                        " in memory: the convolution reads the one while it writes the other"));
   }
 }
 
@@ -260,7 +192,7 @@ void Plan::forward(TensorRef<const T> input, TensorRef<T> output) const {
   if (!weights_set_) throw Error("forward: set_weights was not called on this plan");
   check_shape(input, "input", problem_.batch, problem_.in_channels, problem_.length);
   check_shape(output, "output", problem_.batch, problem_.out_channels, problem_.out_length());
-  check_no_overlap(input, "input", output, "output");
+  core::check_no_overlap(input, "input", output, "output");
   if (problem_.batch == 0) return;
   executor_->forward(input, output, options_.threads);
 }
@@ -272,7 +204,7 @@ void Plan::backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input
   check_shape(grad_output, "grad_output", problem_.batch, problem_.out_channels,
               problem_.out_length());
   check_shape(grad_input, "grad_input", problem_.batch, problem_.in_channels, problem_.length);
-  check_no_overlap(grad_output, "grad_output", grad_input, "grad_input");
+  core::check_no_overlap(grad_output, "grad_output", grad_input, "grad_input");
   if (problem_.batch == 0) return;
   (fallback_ ? fallback_->reference(*executor_) : *executor_)
       .backward_data(grad_output, grad_input, options_.threads);
