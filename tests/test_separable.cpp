@@ -398,6 +398,14 @@ TEST(SeparableConv1dLayer, ViewsAndUnbatchedInputs) {
   two_pass.forward<double>(x.cview(), b.view);
   EXPECT_EQ(count_mismatches<double>(a.cview(), b.cview()), 0);
   EXPECT_EQ(fused.algorithm_for(2, 80, Layout::nlc), "fused");
+  // An output in the input's memory: an error on both paths.
+  for (const auto* layer : {&fused, &two_pass}) {
+    std::vector<double> shared(2 * 40 * 80);
+    const auto in = TensorRef<const double>::contiguous(shared.data(), 2, 24, 80);
+    const auto out = TensorRef<double>::contiguous(shared.data(), 2, 40, 80);
+    EXPECT_NE(error_of([&] { layer->forward<double>(in, out); }).find("overlaps"),
+              std::string::npos);
+  }
 }
 
 TEST(SeparableConv1dLayer, NamedAlgorithmOrOptionChoosesTwoPasses) {

@@ -1,5 +1,6 @@
 #include <conv1d/layer.hpp>
 
+#include "core/overlap.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
 #include "kernels/separable/executor.hpp"
@@ -165,6 +166,7 @@ void SeparableConv1d::forward(TensorRef<const T> input, TensorRef<T> output) con
                               output.length, ") does not match the expected (", input.batch, ", ",
                               params_.out_channels, ", ", depthwise.out_length(), ")"));
   }
+  core::check_no_overlap(input, "input", output, "output");
   if (const detail::SeparableExecutor* fused = fused_for(input.batch, input.length, layout)) {
     fused->forward(input, output, core::resolve_threads(options_.threads));
     return;
