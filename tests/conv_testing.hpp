@@ -1,6 +1,8 @@
 // Shared helpers for tests that run Plans against the reference.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <conv1d/conv1d.hpp>
 #include <random>
 #include <vector>
@@ -113,6 +115,21 @@ int64_t count_mismatches(TensorRef<const T> actual, TensorRef<const T> expected)
     }
   }
   return mismatches;
+}
+
+// Largest |actual - expected| (one batch or more, any layout).
+template <class T>
+double max_error(TensorRef<const T> actual, TensorRef<const T> expected) {
+  double worst = 0;
+  for (int64_t n = 0; n < actual.batch; ++n) {
+    for (int64_t c = 0; c < actual.channels; ++c) {
+      for (int64_t l = 0; l < actual.length; ++l) {
+        worst = std::max(worst, std::abs(static_cast<double>(actual.at(n, c, l)) -
+                                         static_cast<double>(expected.at(n, c, l))));
+      }
+    }
+  }
+  return worst;
 }
 
 }  // namespace conv1d::testing

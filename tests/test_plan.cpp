@@ -22,6 +22,7 @@ namespace {
 using testing::error_of;
 
 using testing::Activation;
+using testing::max_error;
 using testing::Workload;
 
 Problem whisper_like() { return Problem::parse("mb2ic24oc40iw257kw3sw1dl1pl1pr1g1"); }
@@ -169,16 +170,6 @@ TEST(Plan, PlansWithEqualWeightsShareButNeverMix) {
   reference::forward<float>(long_problem, second.input.cview(), first.weight.data(),
                             first.bias_data(), second_with_first.view, 1);
   // fft is within ~1e-6 of these small-integer sums; a mixed-up weight is off by ~1.
-  const auto max_error = [](TensorRef<const float> actual, TensorRef<const float> expected) {
-    double worst = 0;
-    for (int64_t c = 0; c < actual.channels; ++c) {
-      for (int64_t l = 0; l < actual.length; ++l) {
-        worst = std::max(worst, std::abs(static_cast<double>(actual.at(0, c, l)) -
-                                         static_cast<double>(expected.at(0, c, l))));
-      }
-    }
-    return worst;
-  };
   const auto run = [&](const Plan& plan, const testing::Workload<float>& work) {
     auto output = work.output();
     plan.forward(work.input.cview(), output.view);
@@ -380,21 +371,6 @@ TEST(Plan, BackwardFollowsNewWeights) {
     EXPECT_EQ(testing::count_mismatches<float>(grad_input.cview(), expected.cview()), 0)
         << "update " << update;
   }
-}
-
-// Largest |actual - expected| (one batch or more, any layout).
-template <class T>
-double max_error(TensorRef<const T> actual, TensorRef<const T> expected) {
-  double worst = 0;
-  for (int64_t n = 0; n < actual.batch; ++n) {
-    for (int64_t c = 0; c < actual.channels; ++c) {
-      for (int64_t l = 0; l < actual.length; ++l) {
-        worst = std::max(worst, std::abs(static_cast<double>(actual.at(n, c, l)) -
-                                         static_cast<double>(expected.at(n, c, l))));
-      }
-    }
-  }
-  return worst;
 }
 
 // `problem`'s output for the weights of `weights`.

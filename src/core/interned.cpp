@@ -1,6 +1,5 @@
 #include "core/interned.hpp"
 
-#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
