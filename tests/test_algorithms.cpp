@@ -217,7 +217,13 @@ const std::vector<Problem>& sweep() {
           "mb1ic2oc4iw2000kw400sw160dl1pl0pr0g2_f64",
           // Strides far beyond a vector: each packed row is de-interleaved
           // into that many phases.
-          "mb1ic2oc6iw5kw3sw255dl21pl33pr17g1_nobias_f64", "mb2ic3oc3iw40kw2sw300dl5pl20pr20g3"}) {
+          "mb1ic2oc6iw5kw3sw255dl21pl33pr17g1_nobias_f64", "mb2ic3oc3iw40kw2sw300dl5pl20pr20g3",
+          // Strided depthwise rows long enough for de-interleaving loads,
+          // with padding of every mode at both ends, depth multipliers
+          // (channels of a group share a packed row) and f64.
+          "mb1ic1oc13iw1000kw7sw4dl1pl3pr3g1_reflect", "mb2ic3oc9iw777kw5sw3dl2pl4pr5g3_circular",
+          "mb1ic2oc4iw999kw3sw2dl1pl1pr1g2_replicate_f64", "mb1ic4oc8iw1200kw4sw4dl1pl2pr0g4",
+          "mb1ic2oc2iw1001kw2sw5dl3pl3pr3g2_reflect"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

@@ -1,6 +1,7 @@
 // The depthwise algorithm as a registry entry: plan-time geometry, weight
 // packing, the task grid and threads. The task code is in kernels.cpp.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -239,33 +240,61 @@ std::optional<std::string> why_not(const Problem& p) {
 }
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
-// whichever is slower. Fractions measured on one AVX-512 core (peak
-// ~205-235 GFLOP/s): Conformer K = 31 reaches ~180 GFLOP/s as NCL float
-// rows in the hand-scheduled 12-vector block (~160 in the 8-vector
-// intrinsics block that K <= 16 and float64 use, ~90 with unaligned loads
-// only), ~120 as channels-last channel vectors.
+// whichever is slower, plus the copies the shape makes. Fractions measured
+// on one AVX-512 core (peak ~215-235 GFLOP/s): Conformer K = 31 reaches
+// ~180 GFLOP/s as NCL float rows in the hand-scheduled 12-vector block
+// (~160 in the 8-vector intrinsics block that K <= 16 and float64 use, ~90
+// with unaligned loads only), long kernels (K = 64..2048) ~180-200 as
+// channel vectors, ~120 at K = 31 channels-last.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::depthwise::chosen_target();
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   // Two FMA pipes x lanes x 2 flops at ~3.3 GHz (AVX-512 f32: ~210 GFLOP/s).
   const double peak = 4.0 * static_cast<double>(lanes) * 3.3e9;
+  const Geometry g = make_geometry(p, target);
   double efficiency = 0.4;  // rows: bound by cache-line-split loads
-  // AVX-512 rows whose taps fit two vectors shift whole loads instead.
-  if (target.lanes_f32 == 16 && p.stride == 1 && p.dilation == 1 &&
-      p.in_channels_per_group() == 1 && p.kernel_size <= 2 * lanes) {
-    efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
-    if (p.dtype == DType::f32 && p.kernel_size > lanes) efficiency = 0.8;
-  }
-  if (choose_shape(p, lanes) == Shape::channel_vectors) {
-    efficiency = p.stride == p.dilation ? 0.65 : 0.4;  // taps share loads, or not
-    if (p.layout == Layout::ncl) efficiency *= 0.6;    // transposes in and out
+  double copied = 0.0;      // elements packed or transposed
+  const auto outputs = static_cast<double>(p.batch * p.out_channels * g.out_length);
+  if (g.shape == Shape::length_vectors) {
+    if (kernels::depthwise::shares_row_loads(g, lanes) && p.in_channels_per_group() == 1) {
+      // AVX-512 rows whose taps fit two vectors shift whole loads instead;
+      // longer ones share each load between taps.
+      if (target.lanes_f32 == 16 && p.kernel_size <= 2 * lanes) {
+        efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
+        if (p.dtype == DType::f32 && p.kernel_size > lanes) efficiency = 0.8;
+      } else if (p.kernel_size > 2 * lanes) {
+        efficiency = 0.8;
+      }
+    }
+    if (p.stride > 1) {
+      // Strided rows are packed per task (once per group of the task's
+      // channels): the input span of the tile.
+      const int64_t groups_per_task =
+          std::max<int64_t>(g.blocks_per_task / p.out_channels_per_group(), 1);
+      const auto packs =
+          static_cast<double>(p.batch * g.tiles) *
+          std::ceil(static_cast<double>(p.out_channels) / static_cast<double>(g.blocks_per_task)) *
+          static_cast<double>(groups_per_task);
+      copied = packs * static_cast<double>(kernels::depthwise::input_span(g, g.tile_length));
+    }
+  } else {
+    efficiency = p.stride == p.dilation ? 0.85 : 0.7;  // taps share loads, or not
+    if (p.layout == Layout::nlc) {
+      efficiency = p.stride == p.dilation ? 0.65 : 0.4;
+    } else {
+      // Transposed in (each block of channels reads its span) and out.
+      copied = static_cast<double>(p.batch * g.channel_blocks * g.channel_block * g.tiles) *
+                   static_cast<double>(kernels::depthwise::input_span(g, g.tile_length)) +
+               outputs;
+    }
   }
   const double bytes = static_cast<double>(dtype_size(p.dtype)) * static_cast<double>(p.batch) *
                        (static_cast<double>(p.in_channels * p.length) +
                         static_cast<double>(p.out_channels * p.out_length()));
   // ~80 GB/s while input and output fit in L2 (2 MiB), ~30 GB/s beyond.
   const double bandwidth = bytes <= 1.5e6 ? 80e9 : 30e9;
-  return std::max(p.flops() / (peak * efficiency), bytes / bandwidth) + 1e-6;
+  // ~0.8 cycles per element copied.
+  return std::max(p.flops() / (peak * efficiency), bytes / bandwidth) + copied * 0.8 / 3.3e9 + 1e-6;
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {

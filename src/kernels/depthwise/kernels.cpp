@@ -15,6 +15,7 @@
 
 #include "core/isa.hpp"
 #include "core/padding.hpp"
+#include "kernels/common/phases-inl.h"
 #include "kernels/depthwise/depthwise.hpp"
 #include "kernels/depthwise/wide_row_block_x86.h"
 
@@ -22,6 +23,7 @@ HWY_BEFORE_NAMESPACE();
 namespace conv1d::kernels::depthwise {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
 
 template <class D>
 using Vec = hn::Vec<D>;
@@ -1070,38 +1072,50 @@ void ChannelTask(D d, const Args<T>& args, int64_t task, void* scratch) {
 // Padded positions q0 + i (i < count) of one input row, de-interleaved into
 // `stride` phases of `phase_length`: row[p * phase_length + t] = xpad[q0 + p
 // + t * stride]; positions count..padded_count-1 are zeros (they feed only
-// the discarded lanes of a last partial vector).
+// the discarded lanes of a last partial vector). Positions inside the row
+// are copied (de-interleaving loads where the row is contiguous), only the
+// padding goes through source_index.
 template <class T>
 void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0, int64_t count,
              int64_t padded_count, int64_t phase_length, T* HWY_RESTRICT packed) {
   const int64_t s = g.stride;
+  const int64_t inner0 = std::clamp<int64_t>(-q0, 0, count);
+  const int64_t inner1 = std::clamp<int64_t>(g.length - q0, inner0, count);
+  const auto padded = [&](int64_t i) {
+    const int64_t src = i < count ? core::source_index(q0 + i, g.length, g.padding_mode) : -1;
+    return src < 0 ? T(0) : row[src * length_stride];
+  };
   if (s == 1) {
-    const int64_t inner0 = std::clamp<int64_t>(-q0, 0, count);
-    const int64_t inner1 = std::clamp<int64_t>(g.length - q0, inner0, count);
-    for (int64_t i = 0; i < inner0; ++i) {
-      const int64_t src = core::source_index(q0 + i, g.length, g.padding_mode);
-      packed[i] = src < 0 ? T(0) : row[src * length_stride];
-    }
+    for (int64_t i = 0; i < inner0; ++i) packed[i] = padded(i);
     const T* from = row + (q0 + inner0) * length_stride;
     if (length_stride == 1) {
       std::copy(from, from + (inner1 - inner0), packed + inner0);
     } else {
       for (int64_t i = inner0; i < inner1; ++i, from += length_stride) packed[i] = *from;
     }
-    for (int64_t i = inner1; i < count; ++i) {
-      const int64_t src = core::source_index(q0 + i, g.length, g.padding_mode);
-      packed[i] = src < 0 ? T(0) : row[src * length_stride];
-    }
+    for (int64_t i = inner1; i < count; ++i) packed[i] = padded(i);
     std::fill(packed + count, packed + padded_count, T(0));
     return;
   }
+  // Steps t whose s positions t*s .. t*s + s - 1 all lie inside the row.
+  const int64_t t0 = (inner0 + s - 1) / s;
+  const int64_t t1 = std::max(t0, inner1 / s);
+  if (t1 > t0) {
+    const T* from = row + (q0 + t0 * s) * length_stride;
+    if (length_stride == 1) {
+      CopyPhasesAnyStride(from, s, s, t1 - t0, phase_length, packed + t0);
+    } else {
+      for (int64_t p = 0; p < s; ++p) {
+        for (int64_t t = t0; t < t1; ++t) {
+          packed[p * phase_length + t] = from[(p + (t - t0) * s) * length_stride];
+        }
+      }
+    }
+  }
   for (int64_t p = 0; p < s; ++p) {
     T* phase = packed + p * phase_length;
-    for (int64_t t = 0; p + t * s < padded_count; ++t) {
-      const int64_t i = p + t * s;
-      const int64_t src = i < count ? core::source_index(q0 + i, g.length, g.padding_mode) : -1;
-      phase[t] = src < 0 ? T(0) : row[src * length_stride];
-    }
+    for (int64_t t = 0; t < t0 && p + t * s < padded_count; ++t) phase[t] = padded(p + t * s);
+    for (int64_t t = t1; p + t * s < padded_count; ++t) phase[t] = padded(p + t * s);
   }
 }
 
@@ -1190,9 +1204,16 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
           std::min((last - shifted_begin) / block + 1, (l1 - shifted_begin) / block) * block;
     }
   }
+  // Where one piece alone is packed, the channels of a group (a depth
+  // multiplier) share its packed rows.
+  const int64_t pieces_packed =
+      (shifted ? (shifted_begin > l0) + (shifted_end < l1) : (a > l0) + (l1 > b));
+  int64_t packed_group = -1;
   for (int64_t co = co_begin; co < co_end; ++co) {
     const T* rows[2];
     const int64_t group = g.out_per_group == 1 ? co : co / g.out_per_group;
+    const bool repack = pieces_packed != 1 || group != packed_group;
+    packed_group = group;
     for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
       rows[ci] = in.data + n * in.batch_stride + (group * g.in_per_group + ci) * in.channel_stride;
     }
@@ -1214,8 +1235,10 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
         const T* x = rows[0];
         int64_t length = g.length, start = q0;
         if (piece != 1) {
-          PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), vectors + 2 * N,
-                  phase_length, packed);
+          if (repack) {
+            PackRow(g, rows[0], in.length_stride, q0, input_span(g, count), vectors + 2 * N,
+                    phase_length, packed);
+          }
           x = packed;
           length = vectors + 2 * N;
           start = 0;
@@ -1225,7 +1248,7 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       }
       for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
         T* row = packed + ci * packed_pitch;
-        if (piece != 1) {
+        if (piece != 1 && repack) {
           PackRow(g, rows[ci], in.length_stride, q0, input_span(g, count), input_span(g, vectors),
                   phase_length, row);
         }

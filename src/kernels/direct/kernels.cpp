@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "core/padding.hpp"
+#include "kernels/common/phases-inl.h"
 #include "kernels/direct/direct.hpp"
 #include "kernels/gemm/tile-inl.h"
 
@@ -23,6 +24,7 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
+using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
 using tile::kRows;
 using tile::kVectors;
 using tile::TileArgs;
@@ -77,56 +79,6 @@ template <Kind kKind, class T>
 constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
     MakeTiles<kKind, T>(std::make_index_sequence<kRows * kVectors>());
 
-// Copies the first `phases` phases of an in-place input row:
-// to[p * pitch + i] = from[p + i * stride] for i < count rounded up to whole
-// vectors (reads stay below stride times that). kStride is 1..4
-// (de-interleaving loads) or 0 (any stride, element by element).
-template <int64_t kStride, class T>
-void CopyPhases(const T* HWY_RESTRICT from, int64_t stride, int64_t phases, int64_t count,
-                int64_t pitch, T* HWY_RESTRICT to) {
-  const hn::ScalableTag<T> d;
-  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
-  using V = hn::Vec<decltype(d)>;
-  if constexpr (kStride == 0) {
-    for (int64_t p = 0; p < phases; ++p) {
-      for (int64_t i = 0; i < count; ++i) to[p * pitch + i] = from[p + i * stride];
-    }
-  } else {
-    // Phases past `phases` are loaded and dropped.
-    V v[4];
-    for (int64_t i = 0; i < count; i += lanes) {
-      const T* HWY_RESTRICT at = from + i * kStride;
-      if constexpr (kStride == 1) {
-        v[0] = hn::LoadU(d, at);
-      } else if constexpr (kStride == 2) {
-        hn::LoadInterleaved2(d, at, v[0], v[1]);
-      } else if constexpr (kStride == 3) {
-        hn::LoadInterleaved3(d, at, v[0], v[1], v[2]);
-      } else {
-        hn::LoadInterleaved4(d, at, v[0], v[1], v[2], v[3]);
-      }
-      for (int64_t p = 0; p < phases; ++p) hn::Store(v[p], d, to + p * pitch + i);
-    }
-  }
-}
-
-template <class T>
-void CopyPhasesAnyStride(const T* HWY_RESTRICT from, int64_t stride, int64_t phases, int64_t count,
-                         int64_t pitch, T* HWY_RESTRICT to) {
-  switch (stride) {
-    case 1:
-      return CopyPhases<1>(from, stride, phases, count, pitch, to);
-    case 2:
-      return CopyPhases<2>(from, stride, phases, count, pitch, to);
-    case 3:
-      return CopyPhases<3>(from, stride, phases, count, pitch, to);
-    case 4:
-      return CopyPhases<4>(from, stride, phases, count, pitch, to);
-    default:
-      return CopyPhases<0>(from, stride, phases, count, pitch, to);
-  }
-}
-
 // Stages the chunk_channels input channels from `first_channel` (relative
 // to the group's first, `first_in`) that a tile at padded position `base`
 // reads, as described in direct.hpp: with taps sharing rows, channel c's
@@ -147,15 +99,17 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
   const int64_t pitch = g.row_pitch;
   const bool in_place = input.length_stride == 1 && base >= 0 && base + g.reach <= g.length;
   if (in_place) {
+    // Whole vectors: reach covers them, and the tail stays vectorised.
+    const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
+    const int64_t count = (g.row_length + lanes - 1) / lanes * lanes;
     for (int64_t c = 0; c < channels; ++c) {
       const T* from = src + c * input.channel_stride + base;
       T* to = stage + c * rows * pitch;
       if (g.taps_share_rows) {
-        CopyPhasesAnyStride(from, g.stride, g.stride, g.row_length, pitch, to);
+        CopyPhasesAnyStride(from, g.stride, g.stride, count, pitch, to);
       } else {
         for (int64_t k = 0; k < g.kernel_size; ++k) {
-          CopyPhasesAnyStride(from + k * g.dilation, g.stride, 1, g.row_length, pitch,
-                              to + k * pitch);
+          CopyPhasesAnyStride(from + k * g.dilation, g.stride, 1, count, pitch, to + k * pitch);
         }
       }
     }
