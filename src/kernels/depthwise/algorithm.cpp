@@ -285,13 +285,22 @@ double estimated_seconds(const Problem& p) {
     }
   } else {
     efficiency = p.stride == p.dilation ? 0.85 : 0.7;  // taps share loads, or not
+    // Lanes past the last channel compute too.
+    efficiency *= static_cast<double>(p.out_channels) /
+                  static_cast<double>(g.channel_blocks * g.channel_block);
+    const double spans =
+        static_cast<double>(p.batch * g.channel_blocks * g.channel_block * g.tiles *
+                            kernels::depthwise::input_span(g, g.tile_length));
     if (p.layout == Layout::nlc) {
-      efficiency = p.stride == p.dilation ? 0.65 : 0.4;
+      efficiency *= p.stride == p.dilation ? 0.75 : 0.5;
+      // Lanes that are not consecutive input channels (a depth multiplier,
+      // a partial block) are gathered element by element (~2 cycles).
+      if (p.out_channels_per_group() > 1 || p.out_channels % g.channel_block != 0) {
+        copied = 2.5 * spans;
+      }
     } else {
       // Transposed in (each block of channels reads its span) and out.
-      copied = static_cast<double>(p.batch * g.channel_blocks * g.channel_block * g.tiles) *
-                   static_cast<double>(kernels::depthwise::input_span(g, g.tile_length)) +
-               outputs;
+      copied = spans + outputs;
     }
   }
   const double bytes = static_cast<double>(dtype_size(p.dtype)) * static_cast<double>(p.batch) *
