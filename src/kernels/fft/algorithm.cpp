@@ -92,10 +92,9 @@ int64_t chunk_blocks(const Geometry& g, int64_t element) {
 // Seconds on one core: costs per vector operation of each phase, fitted
 // (non-negative least squares on relative error) to the measured time of
 // 219 layers on this machine's AVX-512 core at ~3.3 GHz: standard, grouped
-// and depthwise, K = 7..2048, strides 1-4, NCL and NLC. Half of the
-// predictions fall within 10% of the measured time, 90% within 30%
-// (rms of the log ratio 0.16; the model before, fitted on 22 layers, read
-// 1.3x high on average and up to 2.5x).
+// and depthwise, K = 7..2048, strides 1-4, NCL and NLC. At a given
+// transform size two thirds of the predictions fall within 20% of the
+// measured time, 86% within 30% (rms of the log ratio 0.17).
 double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const auto blocks = static_cast<double>(g.total_blocks());
   const auto half = static_cast<double>(g.half);
