@@ -286,6 +286,24 @@ TEST_F(cli, InfoRejectsMismatchedSeparableShapes) {
             2);
 }
 
+// The suites shipped in bench/ parse and every layer passes the problem
+// checks. `--algorithm fused` runs only separable rows: the plain layers are
+// read and checked, not timed.
+TEST_F(cli, ShippedSuitesAreValid) {
+  for (const char* name : {"suite.csv", "separable.csv", "selection.csv"}) {
+    const std::string file = std::string(CONV1D_SOURCE_DIR) + "/bench/" + name;
+    const Result result =
+        run("bench --suite '" + file + "' --algorithm fused --budget-ms 1 --threads 1");
+    expect_ok(result);
+    EXPECT_EQ(result.err.find("line"), std::string::npos) << name << ": " << result.err;
+  }
+  save_bytes("bad.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups\n"
+             "bad,1,4,8,64,3,1,same,1,3\n");
+  EXPECT_EQ(run("bench --suite bad.csv --algorithm fused --budget-ms 1 --threads 1").status, 2);
+}
+
 TEST_F(cli, BenchWritesJson) {
   save_bytes("suite.csv",
              "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
