@@ -223,13 +223,16 @@ TEST(Interned, OverwritesOnlyAnUnsharedCopy) {
 }
 
 // Plans' large arrays: aligned for the kernels (2 MiB for the mapped ones,
-// from 1 MiB, so that they can sit on huge pages), usable to their last
-// byte, and released; sizes around 1 and 2 MiB and the half-used last page.
+// from 1 MiB, so that they can sit on huge pages; whole pages for the
+// populated ones, from 64 KiB), usable to their last byte, and released;
+// sizes around 64 KiB, 1 and 2 MiB and the half-used last page.
 TEST(LargeArray, AlignedAndUsableToTheEnd) {
+  constexpr size_t kKiB = size_t{1} << 10;
   constexpr size_t kMiB = size_t{1} << 20;
   for (const size_t bytes :
-       {size_t{0}, size_t{1}, size_t{100}, kMiB - 4, kMiB, kMiB + 4096, kMiB * 3 / 2, 2 * kMiB - 1,
-        2 * kMiB, 2 * kMiB + 100, 3 * kMiB, 3 * kMiB + 4096, 7 * kMiB + 12345}) {
+       {size_t{0}, size_t{1}, size_t{100}, 64 * kKiB - 4, 64 * kKiB, 64 * kKiB + 4, size_t{491520},
+        kMiB - 4, kMiB, kMiB + 4096, kMiB * 3 / 2, 2 * kMiB - 1, 2 * kMiB, 2 * kMiB + 100, 3 * kMiB,
+        3 * kMiB + 4096, 7 * kMiB + 12345}) {
     const size_t count = bytes / sizeof(float);
     auto array = core::make_large_array<float>(count);
     ASSERT_NE(array.get(), nullptr) << bytes;
@@ -238,6 +241,8 @@ TEST(LargeArray, AlignedAndUsableToTheEnd) {
 #if defined(__linux__)
     if (bytes >= kMiB) {
       EXPECT_EQ(address % (2 * kMiB), 0u) << bytes;
+    } else if (bytes >= 64 * kKiB) {
+      EXPECT_EQ(address % 4096, 0u) << bytes;
     }
 #endif
     for (size_t i = 0; i < count; i += 1000) array[i] = static_cast<float>(i);

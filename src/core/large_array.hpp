@@ -6,7 +6,8 @@
 // 4 KiB fault costs ~10 us, and a fresh plan's 3 MB of weights took ~9 ms to
 // touch instead of ~0.3 ms. A last huge page at least half used is mapped
 // whole (1.8 MB take 2 MB, 3 MB take 4 MB); a smaller tail stays on 4 KiB
-// pages. Smaller arrays come from the C library.
+// pages. Arrays from 64 KiB are mapped on 4 KiB pages populated at once;
+// smaller ones come from the C library.
 #pragma once
 
 #include <cstddef>
