@@ -254,6 +254,21 @@ TEST(LargeArray, AlignedAndUsableToTheEnd) {
   }
 }
 
+#if defined(__SANITIZE_ADDRESS__) && defined(__linux__)
+// Under AddressSanitizer a kept mapping is poisoned: reading an array after
+// releasing it is still reported, though the memory stays mapped.
+TEST(LargeArrayDeathTest, ReadingAReleasedArrayIsReported) {
+  const size_t count = (size_t{333} << 10) / sizeof(float) + 5;
+  const volatile float* released = nullptr;
+  {
+    auto array = core::make_large_array<float>(count);
+    array[7] = 1.0f;
+    released = array.get();
+  }
+  EXPECT_DEATH({ [[maybe_unused]] const float value = released[7]; }, "use-after-poison");
+}
+#endif
+
 // A released mapping serves the next array of its mapped size (no fresh
 // pages to touch); releasing many sizes in turn keeps only a bounded few,
 // and every array stays usable to its last element.

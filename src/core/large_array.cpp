@@ -14,6 +14,15 @@
 #include <sys/mman.h>
 #endif
 
+// Kept mappings are poisoned for AddressSanitizer, so that a plan reading
+// its weights after releasing them is still reported.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#define ASAN_UNPOISON_MEMORY_REGION(addr, size) ((void)(addr), (void)(size))
+#endif
+
 namespace conv1d::core {
 
 namespace {
@@ -57,6 +66,7 @@ class KeptMappings {
         void* data = kept_[i].data;
         kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
         total_ -= mapped;
+        ASAN_UNPOISON_MEMORY_REGION(data, mapped);
         return data;
       }
     }
@@ -83,8 +93,13 @@ class KeptMappings {
       kept_.erase(kept_.begin(), kept_.begin() + static_cast<std::ptrdiff_t>(oldest));
       kept_.push_back({data, mapped});
       total_ += mapped;
+      ASAN_POISON_MEMORY_REGION(data, mapped);
     }
-    for (size_t i = 0; i < evicted_count; ++i) munmap(evicted[i].data, evicted[i].bytes);
+    // Unpoisoned first: a later mapping at the same addresses starts clean.
+    for (size_t i = 0; i < evicted_count; ++i) {
+      ASAN_UNPOISON_MEMORY_REGION(evicted[i].data, evicted[i].bytes);
+      munmap(evicted[i].data, evicted[i].bytes);
+    }
   }
 
  private:
