@@ -41,10 +41,11 @@ constexpr size_t kPopulatedFrom = size_t{64} << 10;
 size_t round_up(size_t bytes, size_t unit) { return (bytes + unit - 1) / unit * unit; }
 
 #if defined(__linux__)
-// Bytes mapped for an array of `bytes` >= kMappedFrom: whole huge pages,
-// unless the last one would be less than half used (then 4 KiB pages for
-// the tail).
+// Bytes mapped for an array of `bytes` >= kPopulatedFrom: whole 4 KiB pages
+// below kMappedFrom; from there whole huge pages, unless the last one would
+// be less than half used (then 4 KiB pages for the tail).
 size_t mapped_bytes(size_t bytes) {
+  if (bytes < kMappedFrom) return round_up(bytes, kPage);
   const size_t tail = bytes % kHugePage;
   return tail == 0 || tail >= kHugePage / 2 ? round_up(bytes, kHugePage) : round_up(bytes, kPage);
 }
@@ -152,7 +153,7 @@ void* allocate_large(size_t bytes) {
   if (bytes == 0) bytes = 1;
 #if defined(__linux__)
   if (bytes >= kPopulatedFrom) {
-    const size_t mapped = bytes >= kMappedFrom ? mapped_bytes(bytes) : round_up(bytes, kPage);
+    const size_t mapped = mapped_bytes(bytes);
     if (void* kept = kept_mappings().take(mapped)) return kept;
     return bytes >= kMappedFrom ? map_huge_aligned(bytes, mapped) : map_populated(bytes, mapped);
   }
@@ -167,7 +168,7 @@ void free_large(void* data, size_t bytes) noexcept {
   if (bytes == 0) bytes = 1;
 #if defined(__linux__)
   if (bytes >= kPopulatedFrom) {
-    kept_mappings().give(data, bytes >= kMappedFrom ? mapped_bytes(bytes) : round_up(bytes, kPage));
+    kept_mappings().give(data, mapped_bytes(bytes));
     return;
   }
 #endif
