@@ -6,6 +6,7 @@
 #include <conv1d/conv1d.hpp>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -416,6 +417,107 @@ TEST(Plan, BackwardFollowsNewWeights) {
                                     expected.view, 1);
     EXPECT_EQ(testing::count_mismatches<float>(grad_input.cview(), expected.cview()), 0)
         << "update " << update;
+  }
+}
+
+// Elements that differ, NaN equal to NaN.
+template <class T>
+int64_t count_mismatches_nan_equal(TensorRef<const T> actual, TensorRef<const T> expected) {
+  int64_t mismatches = 0;
+  for (int64_t n = 0; n < actual.batch; ++n) {
+    for (int64_t c = 0; c < actual.channels; ++c) {
+      for (int64_t l = 0; l < actual.length; ++l) {
+        const T a = actual.at(n, c, l);
+        const T e = expected.at(n, c, l);
+        if (!(a == e || (std::isnan(a) && std::isnan(e)))) ++mismatches;
+      }
+    }
+  }
+  return mismatches;
+}
+
+// Non-finite inputs or weights on an FFT plan give PyTorch's pattern of
+// non-finite outputs (those whose window holds one), not a transform
+// block's worth: such calls run on an exact algorithm, so with small
+// integers the outputs equal the reference's bit for bit. Finite data
+// afterwards gets the FFT's answer (within its error) with the weights of
+// the latest set_weights or share_weights.
+template <class T>
+void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const T inf = std::numeric_limits<T>::infinity();
+  Plan plan(problem, PlanOptions{"fft"});
+  const auto run = [&](const testing::Workload<T>& data) {
+    Activation<T> out = data.output(2);
+    plan.forward(data.input.cview(), out.view);
+    return out;
+  };
+  const auto expected_for = [&](const testing::Workload<T>& data,
+                                const testing::Workload<T>& weights) {
+    Activation<T> out(problem.batch, problem.out_channels, problem.out_length(), problem.layout);
+    reference::forward<T>(problem, data.input.cview(), weights.weight.data(), weights.bias_data(),
+                          out.view, 1);
+    return out;
+  };
+  std::uniform_int_distribution<int64_t> position(0, problem.length - 1);
+  std::uniform_int_distribution<int64_t> channel(0, problem.in_channels - 1);
+  for (int round = 0; round < 2; ++round) {
+    testing::Workload<T> weights(problem, rng);
+    plan.set_weights(weights.weight.data(), weights.bias_data());
+    // Non-finite input: NaN, +Inf and -Inf (near the edges too, where
+    // reflect and circular padding repeat them).
+    testing::Workload<T> data(problem, rng, 2);
+    const int64_t last = problem.length - 1;
+    data.input.view.at(0, channel(rng), position(rng)) = nan;
+    data.input.view.at(problem.batch - 1, channel(rng), std::min<int64_t>(1, last)) = inf;
+    data.input.view.at(0, channel(rng), last) = -inf;
+    Activation<T> expected = expected_for(data, weights);
+    Activation<T> got = run(data);
+    EXPECT_EQ(count_mismatches_nan_equal<T>(got.cview(), expected.cview()), 0)
+        << problem.to_string() << " non-finite input, round " << round;
+    // Finite input: the FFT, with this round's weights.
+    testing::Workload<T> finite(problem, rng);
+    got = run(finite);
+    EXPECT_LT(max_error<T>(got.cview(), expected_for(finite, weights).cview()), 1e-2)
+        << problem.to_string() << " finite input, round " << round;
+  }
+  // Non-finite weights: every input runs exactly, also in a plan that
+  // shares them.
+  testing::Workload<T> weights(problem, rng);
+  weights.weight[weights.weight.size() / 2] = inf;
+  weights.weight[0] = nan;
+  plan.set_weights(weights.weight.data(), weights.bias_data());
+  testing::Workload<T> data(problem, rng);
+  Activation<T> got = run(data);
+  EXPECT_EQ(count_mismatches_nan_equal<T>(got.cview(), expected_for(data, weights).cview()), 0)
+      << problem.to_string() << " non-finite weights";
+  Plan sharing(problem, PlanOptions{"fft"});
+  ASSERT_TRUE(sharing.share_weights(plan)) << problem.to_string();
+  Activation<T> shared_out = data.output();
+  sharing.forward(data.input.cview(), shared_out.view);
+  EXPECT_EQ(count_mismatches_nan_equal<T>(shared_out.cview(), got.cview()), 0)
+      << problem.to_string() << " non-finite weights, shared";
+  // Finite weights again: the FFT's answer.
+  testing::Workload<T> fixed(problem, rng);
+  plan.set_weights(fixed.weight.data(), fixed.bias_data());
+  got = run(data);
+  EXPECT_LT(max_error<T>(got.cview(), expected_for(data, fixed).cview()), 1e-2)
+      << problem.to_string() << " finite weights again";
+}
+
+TEST(Plan, NonFiniteValuesStayInTheirWindowsOnFftPlans) {
+  std::mt19937_64 rng(77);
+  for (const char* descriptor :
+       {"mb2ic6oc5iw300kw64sw1dl1pl10pr20g1", "mb1ic4oc6iw260kw33sw3dl2pl30pr30g2_nlc",
+        "mb2ic8oc8iw200kw65sw1dl1pl32pr32g8", "mb1ic3oc4iw150kw40sw1dl1pl39pr0g1_reflect",
+        "mb1ic5oc5iw180kw31sw2dl1pl15pr15g5_circular_nlc", "mb2ic3oc2iw120kw20sw1dl1pl19pr0g1_f64",
+        "mb1ic2oc3iw100kw17sw1dl1pl8pr8g1_replicate_nobias"}) {
+    const Problem problem = Problem::parse(descriptor);
+    if (problem.dtype == DType::f32) {
+      check_non_finite<float>(problem, rng);
+    } else {
+      check_non_finite<double>(problem, rng);
+    }
   }
 }
 

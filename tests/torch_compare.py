@@ -45,6 +45,14 @@ PyTorch rejects (kernel wider than the padded input, reflect padding >= L,
 ...) must make the CLI exit with status 2, print a message on stderr and write
 no output file. A fixed list of such rejections is checked as well.
 
+Non-finite values: a fixed list of layers whose input or weights hold NaN,
++Inf or -Inf runs through every algorithm that supports each (auto, the
+reference, direct, depthwise, fft). NaN, +Inf and -Inf must appear exactly
+where PyTorch puts them (the outputs whose window holds such a value, and
+with an infinite weight also those that reach zero padding, which PyTorch
+multiplies like any input); the finite elements are compared as above.
+Their gradients, with an infinite grad_output as well, are checked alike.
+
 Reproducibility: case i uses numpy.random.default_rng([seed, i]), so a failing
 case is re-run alone with --seed S --only I. The failing case's parameters,
 its full command lines and its files (kept in a temporary directory) are
@@ -395,6 +403,62 @@ def compare(name, got, want, dtype, stats=None):
                diff.size, tuple(int(i) for i in at), g[at], want[at]))
 
 
+def compare_non_finite(name, got, want, dtype):
+    """None if got has NaN, +Inf and -Inf exactly where want has them and
+    matches it elsewhere (as compare() does), else a message."""
+    if got.shape != want.shape:
+        return "%s: shape %s, expected %s" % (name, got.shape, want.shape)
+    g = got.astype(np.float64)
+    for label, test in (("NaN", np.isnan), ("+Inf", np.isposinf), ("-Inf", np.isneginf)):
+        off = test(g) != test(want)
+        if np.any(off):
+            at = tuple(int(i) for i in np.argwhere(off)[0])
+            return ("%s: %d elements differ in being %s (PyTorch %d, conv1d %d); first at %s: "
+                    "got %r, expected %r" % (name, int(np.count_nonzero(off)), label,
+                                             int(np.count_nonzero(test(want))),
+                                             int(np.count_nonzero(test(g))), at, g[at], want[at]))
+    finite = np.isfinite(want)
+    if not np.any(finite):
+        return None
+    return compare(name, g[finite], want[finite], dtype)
+
+
+def non_finite_cases():
+    """Layers whose input or weights hold NaN or +-Inf, each with the
+    algorithms that support it. PyTorch multiplies zero padding like any
+    input (an infinite weight makes the outputs that reach padding NaN) and
+    makes non-finite only the outputs whose window holds such a value; so
+    must every algorithm, the FFT included."""
+    base = {"kind": "standard", "dtype": "float32", "layout": "ncl", "batch": 2, "cin": 4,
+            "cout": 6, "groups": 1, "k": 64, "stride": 1, "dilation": 1, "bias": True,
+            "mode": "zeros", "length": 300, "padding": ("int", 20), "threads": None,
+            "algorithm": None}
+
+    def case(name, algorithms, poison, **kw):
+        c = dict(base)
+        c.update(kw)
+        c["name"], c["algorithms"], c["poison"] = name, algorithms, poison
+        return c
+
+    dense = ["auto", "reference", "direct", "fft"]
+    depthwise = dense + ["depthwise"]
+    return [
+        case("NaN and +-Inf in the input, K=64", dense, {"x": [np.nan, np.inf, -np.inf]}),
+        case("+Inf weight, zero padding", dense, {"w": [np.inf]}),
+        case("NaN weight, float64, NLC", dense, {"w": [np.nan]}, dtype="float64",
+             layout="nlc"),
+        case("+Inf weight, K=3 (padding multiplied)", ["auto", "reference", "direct"],
+             {"w": [np.inf]}, k=3, length=40, padding=("int", 1)),
+        case("depthwise, reflect, NaN input and -Inf weight", depthwise,
+             {"x": [np.nan], "w": [-np.inf]}, cin=5, cout=5, groups=5, k=31, mode="reflect",
+             padding=("int", 15), length=200),
+        case("depthwise multiplier, Inf input", depthwise, {"x": [np.inf, np.inf]}, cin=3,
+             cout=6, groups=3, k=33, padding=("same",), length=150),
+        case("grouped, circular, NLC, Inf input", dense, {"x": [-np.inf]}, cin=6, cout=6,
+             groups=2, k=40, mode="circular", padding=("int", 20), layout="nlc", stride=2),
+    ]
+
+
 class WorstError:
     """The largest relative error seen per dtype (updated from worker threads)."""
 
@@ -495,6 +559,66 @@ class Runner:
                             problems.append(msg)
                     except Exception as e:
                         problems.append("%s: %s" % (wanted[n][2:], e))
+        if problems:
+            return False, "; ".join(problems), cmds, d
+        shutil.rmtree(d, ignore_errors=True)
+        return True, "", cmds, None
+
+    # ---- non-finite values ------------------------------------------------
+    def check_non_finite(self, c):
+        d = tempfile.mkdtemp(prefix="nonfinite%04d_" % c["idx"], dir=self.workdir)
+        rng = np.random.default_rng([c["seed"], c["idx"], 2])
+        t = make_tensors(c, rng)
+        for name, values in c["poison"].items():
+            flat = t[name].reshape(-1)
+            # Near both ends too, where padding repeats them.
+            spots = [0, flat.size - 1] + list(rng.integers(0, flat.size, size=len(values)))
+            for value, at in zip(values, spots):
+                flat[at] = value
+        want = to_file_layout(torch_reference(c, t)["y"], c["layout"])
+        files, y_path, args = write_apply_inputs(c, t, d)
+        problems, cmds = [], []
+        for algorithm in c["algorithms"]:
+            if os.path.exists(y_path):
+                os.remove(y_path)
+            cmd, rc, err = self.run(args + conv_flags(c, algorithm))
+            cmds.append(cmd)
+            if rc != 0:
+                problems.append("%s: apply exited with %s: %s" % (algorithm, rc, err.strip()))
+                continue
+            msg = compare_non_finite(algorithm, read_npy(y_path, c["dtype"]), want, c["dtype"])
+            if msg:
+                problems.append(msg)
+        # Backward, with an infinite gradient too: PyTorch multiplies the
+        # zero padding in the weight gradient as well.
+        gy = rng.uniform(-1.0, 1.0, size=want.shape).astype(NP_DTYPE[c["dtype"]])
+        gy.reshape(-1)[int(rng.integers(0, gy.size))] = np.inf
+        gy.reshape(-1)[0] = -np.inf
+        gy_ncl = np.swapaxes(gy, -1, -2) if c["layout"] == "nlc" else gy
+        grads = torch_reference(c, t, np.ascontiguousarray(gy_ncl))
+        files["gy"] = os.path.join(d, "gy.npy")
+        np.save(files["gy"], gy)
+        args = ["backward", "--input", files["x"], "--weight", files["w"], "--grad-output",
+                files["gy"]]
+        wanted = {"gx": "--grad-input", "gw": "--grad-weight"}
+        if "b" in files:
+            args += ["--bias", files["b"]]
+            wanted["gb"] = "--grad-bias"
+        for n, flag in wanted.items():
+            args += [flag, os.path.join(d, n + ".npy")]
+        cmd, rc, err = self.run(args + conv_flags(c))
+        cmds.append(cmd)
+        if rc != 0:
+            problems.append("backward exited with %s: %s" % (rc, err.strip()))
+        else:
+            for n, flag in wanted.items():
+                want_grad = grads[n]
+                if n == "gx":
+                    want_grad = to_file_layout(want_grad, c["layout"])
+                msg = compare_non_finite(flag[2:], read_npy(os.path.join(d, n + ".npy"),
+                                                             c["dtype"]), want_grad, c["dtype"])
+                if msg:
+                    problems.append(msg)
         if problems:
             return False, "; ".join(problems), cmds, d
         shutil.rmtree(d, ignore_errors=True)
@@ -602,11 +726,18 @@ def main():
             illegal.append(c)
         if wanted is not None and len(cases) + len(illegal) == len(wanted):
             break
-    rejects = []
+    rejects, non_finite = [], []
     if wanted is None:
         for i, c in enumerate(rejection_cases()):
             c["idx"], c["seed"] = 100000 + i, opts.seed
             rejects.append(c)
+        for i, c in enumerate(non_finite_cases()):
+            c["idx"], c["seed"] = 200000 + i, opts.seed
+            if opts.algorithm:
+                if opts.algorithm not in c["algorithms"]:
+                    continue
+                c["algorithms"] = [opts.algorithm]
+            non_finite.append(c)
         missing = coverage(cases)
         if missing and opts.cases >= 300:
             print("FAIL coverage: the drawn cases miss %s" % missing)
@@ -617,6 +748,7 @@ def main():
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
         futures = [(c, pool.submit(runner.check_case, c)) for c in cases + illegal + rejects]
+        futures += [(c, pool.submit(runner.check_non_finite, c)) for c in non_finite]
         for c, fut in futures:
             try:
                 ok, msg, cmds, d = fut.result()
@@ -638,8 +770,8 @@ def main():
     failed = len(results) - passed
     if failed == 0:
         shutil.rmtree(workdir, ignore_errors=True)
-    print("%d legal configurations, %d illegal draws, %d fixed rejections; %.1f s"
-          % (len(cases), len(illegal), len(rejects), elapsed))
+    print("%d legal configurations, %d illegal draws, %d fixed rejections, %d non-finite "
+          "layers; %.1f s" % (len(cases), len(illegal), len(rejects), len(non_finite), elapsed))
     print("worst relative error max|a-b|/max|b|: %s" % ", ".join(
         "%s %.2e (limit %.0e)" % (k, v, RTOL[k]) for k, v in sorted(runner.stats.worst.items())))
     print("%d passed, %d failed" % (passed, failed))

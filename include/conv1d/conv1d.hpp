@@ -201,6 +201,7 @@ std::vector<AlgorithmStatus> algorithm_statuses(const Problem& problem);
 namespace detail {
 class Executor;
 class BackwardFallback;
+class ExactForward;
 }  // namespace detail
 
 // A convolution ready to run. Create once per Problem; set_weights (which
@@ -246,7 +247,11 @@ class Plan {
   // y = conv(x). x: (N, C_in, L_in), y: (N, C_out, L_out), any strides.
   // y must not share memory with x: an Error when either view is dense in
   // memory, or when y has a zero stride (as for grad_input and grad_output
-  // in backward_data).
+  // in backward_data). A plan on an algorithm that is not exact (fft)
+  // runs inputs holding Inf or NaN, and all inputs after weights holding
+  // them, on the exact algorithm the cost model picks: the outputs that
+  // are not finite are then those whose window holds such a value, as in
+  // PyTorch, instead of a whole transform block.
   template <class T>
   void forward(TensorRef<const T> input, TensorRef<T> output) const;
   // grad_input = d(loss)/d(x) from grad_output (N, C_out, L_out).
@@ -267,6 +272,9 @@ class Plan {
   std::unique_ptr<detail::Executor> executor_;
   // Backward on the reference when the executor has none.
   std::unique_ptr<detail::BackwardFallback> fallback_;
+  // Forward on an exact algorithm for non-finite values, when the plan's
+  // algorithm is not exact.
+  std::unique_ptr<detail::ExactForward> exact_forward_;
   bool weights_set_ = false;
 };
 

@@ -1,10 +1,12 @@
 // Plan: choose an algorithm once, execute many times.
+#include <atomic>
 #include <conv1d/conv1d.hpp>
 #include <cstddef>
 #include <mutex>
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/finite.hpp"
 #include "core/overlap.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
@@ -110,6 +112,56 @@ class BackwardFallback {
   std::unique_ptr<Executor> reference_;
 };
 
+// Forward on an exact algorithm, for a plan whose own is not (fft), when
+// the input or the weights hold Inf or NaN. A transform spreads one such
+// value over every output of its block (an infinite weight turns its whole
+// output channel to NaN), where PyTorch's sums, like the exact algorithms,
+// make non-finite only the outputs whose window holds it. Made on first
+// need, with the weights copied back from the plan's executor.
+class ExactForward {
+ public:
+  explicit ExactForward(const Problem& problem) : problem_(problem) {}
+
+  // After set_weights or share_weights.
+  void weights_changed(bool finite) {
+    std::lock_guard lock(mutex_);
+    weights_finite_ = finite;
+    current_ = false;
+  }
+  bool weights_finite() const { return weights_finite_; }
+
+  template <class T>
+  bool needed(const TensorRef<const T>& input) const {
+    return !weights_finite() || !core::all_finite(input);
+  }
+
+  // The exact executor with the weights `executor` holds.
+  const Executor& executor(const Executor& executor) {
+    std::lock_guard lock(mutex_);
+    if (!exact_) exact_ = select_algorithm(problem_, /*exact_only=*/true).create(problem_);
+    if (!current_) {
+      const auto element = static_cast<size_t>(dtype_size(problem_.dtype));
+      std::vector<std::byte> weight(
+          static_cast<size_t>(problem_.out_channels * problem_.in_channels_per_group() *
+                              problem_.kernel_size) *
+          element);
+      std::vector<std::byte> bias(
+          problem_.has_bias ? static_cast<size_t>(problem_.out_channels) * element : 0);
+      executor.get_weights(weight.data(), problem_.has_bias ? bias.data() : nullptr);
+      exact_->set_weights(weight.data(), problem_.has_bias ? bias.data() : nullptr);
+      current_ = true;
+    }
+    return *exact_;
+  }
+
+ private:
+  Problem problem_;
+  std::mutex mutex_;
+  std::atomic<bool> weights_finite_ = true;
+  bool current_ = false;
+  std::unique_ptr<Executor> exact_;
+};
+
 }  // namespace detail
 
 Plan::Plan(const Problem& problem, const PlanOptions& options)
@@ -136,6 +188,14 @@ Plan::Plan(const Problem& problem, const PlanOptions& options)
   options_.algorithm = std::string(entry->name);
   executor_ = entry->create(problem_);
   if (!executor_->has_backward()) fallback_ = std::make_unique<detail::BackwardFallback>(problem_);
+  if (entry->exactness != detail::Exactness::exact) {
+    // ExactForward copies the weights back from the executor.
+    if (!executor_->returns_weights()) {
+      throw Error(str_cat("internal: algorithm '", entry->name,
+                          "' is not exact and cannot give its weights back"));
+    }
+    exact_forward_ = std::make_unique<detail::ExactForward>(problem_);
+  }
 }
 
 Plan::~Plan() = default;
@@ -156,6 +216,11 @@ void Plan::set_weights(const T* weight, const T* bias) {
   }
   executor_->set_weights(weight, bias);
   if (fallback_) fallback_->set_weights(*executor_, weight, bias);
+  if (exact_forward_) {
+    const Problem& p = problem_;
+    exact_forward_->weights_changed(
+        core::all_finite(weight, p.out_channels * p.in_channels_per_group() * p.kernel_size));
+  }
   weights_set_ = true;
 }
 
@@ -175,6 +240,8 @@ bool Plan::share_weights(const Plan& other) {
   if (fallback_ && !executor_->returns_weights()) return false;
   if (!executor_->share_weights(*other.executor_)) return false;
   if (fallback_) fallback_->weights_shared();
+  // Executors share only with their own kind: `other` has one too.
+  if (exact_forward_) exact_forward_->weights_changed(other.exact_forward_->weights_finite());
   weights_set_ = true;
   return true;
 }
@@ -194,6 +261,10 @@ void Plan::forward(TensorRef<const T> input, TensorRef<T> output) const {
   check_shape(output, "output", problem_.batch, problem_.out_channels, problem_.out_length());
   core::check_no_overlap(input, "input", output, "output");
   if (problem_.batch == 0) return;
+  if (exact_forward_ && exact_forward_->needed(input)) {
+    exact_forward_->executor(*executor_).forward(input, output, options_.threads);
+    return;
+  }
   executor_->forward(input, output, options_.threads);
 }
 

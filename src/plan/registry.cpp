@@ -25,10 +25,11 @@ const AlgorithmEntry* find_algorithm(std::string_view name) {
   return nullptr;
 }
 
-const AlgorithmEntry& select_algorithm(const Problem& problem) {
+const AlgorithmEntry& select_algorithm(const Problem& problem, bool exact_only) {
   const AlgorithmEntry* best = nullptr;
   double best_seconds = 0.0;
   for (const AlgorithmEntry& entry : kAlgorithms) {
+    if (exact_only && entry.exactness != Exactness::exact) continue;
     if (entry.why_not(problem)) continue;
     const double seconds = entry.estimated_seconds(problem);
     if (best == nullptr || seconds < best_seconds) {

@@ -39,7 +39,8 @@ struct AlgorithmEntry {
 std::span<const AlgorithmEntry> registry();
 // nullptr when no algorithm has that name.
 const AlgorithmEntry* find_algorithm(std::string_view name);
-// The supported algorithm with the lowest estimated cost.
-const AlgorithmEntry& select_algorithm(const Problem& problem);
+// The supported algorithm with the lowest estimated cost (among the exact
+// ones only, with exact_only).
+const AlgorithmEntry& select_algorithm(const Problem& problem, bool exact_only = false);
 
 }  // namespace conv1d::detail

@@ -27,8 +27,10 @@ void forward(const Problem& p, TensorRef<const T> input, const T* weight, const 
         for (int64_t k = 0; k < p.kernel_size; ++k) {
           const int64_t src =
               source_index(l * p.stride + k * p.dilation - p.pad_left, p.length, p.padding_mode);
-          if (src < 0) continue;
-          sum += static_cast<double>(w[k]) * static_cast<double>(input.at(n, first_in + ci, src));
+          // Zero padding is multiplied like any input, as PyTorch does: an
+          // infinite or NaN weight makes such an output NaN.
+          const double x = src < 0 ? 0.0 : static_cast<double>(input.at(n, first_in + ci, src));
+          sum += static_cast<double>(w[k]) * x;
         }
       }
       output.at(n, co, l) = static_cast<T>(sum);
@@ -81,9 +83,9 @@ void backward_weight(const Problem& p, TensorRef<const T> input, TensorRef<const
           for (int64_t l = 0; l < out_length; ++l) {
             const int64_t src =
                 source_index(l * p.stride + k * p.dilation - p.pad_left, p.length, p.padding_mode);
-            if (src < 0) continue;
-            sum += static_cast<double>(grad_output.at(n, co, l)) *
-                   static_cast<double>(input.at(n, first_in + ci, src));
+            // Zero padding multiplied, as in forward.
+            const double x = src < 0 ? 0.0 : static_cast<double>(input.at(n, first_in + ci, src));
+            sum += static_cast<double>(grad_output.at(n, co, l)) * x;
           }
         }
         grad_weight[(co * cin_per_group + ci) * p.kernel_size + k] = static_cast<T>(sum);
@@ -99,13 +101,12 @@ void backward_weight(const Problem& p, TensorRef<const T> input, TensorRef<const
   });
 }
 
-#define CONV1D_INSTANTIATE(T)                                                                \
-  template void forward<T>(const Problem&, TensorRef<const T>, const T*, const T*,          \
-                           TensorRef<T>, int);                                               \
-  template void backward_data<T>(const Problem&, TensorRef<const T>, const T*, TensorRef<T>, \
-                                 int);                                                       \
-  template void backward_weight<T>(const Problem&, TensorRef<const T>, TensorRef<const T>,  \
-                                   T*, T*, int);
+#define CONV1D_INSTANTIATE(T)                                                                      \
+  template void forward<T>(const Problem&, TensorRef<const T>, const T*, const T*, TensorRef<T>,   \
+                           int);                                                                   \
+  template void backward_data<T>(const Problem&, TensorRef<const T>, const T*, TensorRef<T>, int); \
+  template void backward_weight<T>(const Problem&, TensorRef<const T>, TensorRef<const T>, T*, T*, \
+                                   int);
 CONV1D_INSTANTIATE(float)
 CONV1D_INSTANTIATE(double)
 #undef CONV1D_INSTANTIATE
