@@ -103,14 +103,16 @@ struct Workload {
 };
 
 // Number of elements of `actual` that differ from `expected` (same logical
-// shape, any strides).
+// shape, any strides); NaN matches NaN.
 template <class T>
 int64_t count_mismatches(TensorRef<const T> actual, TensorRef<const T> expected) {
   int64_t mismatches = 0;
   for (int64_t n = 0; n < actual.batch; ++n) {
     for (int64_t c = 0; c < actual.channels; ++c) {
       for (int64_t l = 0; l < actual.length; ++l) {
-        if (actual.at(n, c, l) != expected.at(n, c, l)) ++mismatches;
+        const T a = actual.at(n, c, l);
+        const T e = expected.at(n, c, l);
+        if (a != e && !(std::isnan(a) && std::isnan(e))) ++mismatches;
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <conv1d/conv1d.hpp>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -330,6 +331,53 @@ TEST_P(AlgorithmSweep, MatchesReference) {
   }
   RecordProperty("problems", supported);
   EXPECT_GT(supported, 0) << algorithm << " supports none of the sweep's problems";
+}
+
+// NaN, +Inf and -Inf in the input (and, for every other problem, in the
+// weights) make non-finite exactly the outputs PyTorch does: those whose
+// window holds one, and with a non-finite weight those whose window meets
+// zero padding too (PyTorch multiplies it). Padded lanes, taps or tiles
+// that multiply a zero weight with such an input would add NaNs. Plans on
+// the FFT run these on an exact algorithm, so every algorithm matches the
+// reference bit for bit.
+template <class T>
+int64_t non_finite_mismatches(const Problem& problem, const std::string& algorithm, bool weights,
+                              int64_t gap, std::mt19937_64& rng) {
+  Workload<T> work(problem, rng, gap);
+  const T specials[] = {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                        -std::numeric_limits<T>::infinity()};
+  auto pick = [&](int64_t hi) { return std::uniform_int_distribution<int64_t>(0, hi - 1)(rng); };
+  for (const T special : specials) {
+    work.input.view.at(pick(problem.batch), pick(problem.in_channels), pick(problem.length)) =
+        special;
+  }
+  if (weights)
+    work.weight[static_cast<size_t>(pick(static_cast<int64_t>(work.weight.size())))] =
+        specials[pick(3)];
+  reference::forward<T>(problem, work.input.cview(), work.weight.data(), work.bias_data(),
+                        work.expected.view, 1);
+  Plan plan(problem, {algorithm, 1});
+  plan.set_weights(work.weight.data(), work.bias_data());
+  auto output = work.output(gap);
+  plan.forward(work.input.cview(), output.view);
+  return count_mismatches<T>(output.cview(), work.expected.cview());
+}
+
+TEST_P(AlgorithmSweep, NonFiniteValuesStayInTheirWindows) {
+  const std::string& algorithm = std::get<0>(GetParam());
+  std::mt19937_64 rng(23);
+  for (size_t i = 0; i < sweep().size(); ++i) {
+    const Problem& problem = sweep()[i];
+    if (!supports(algorithm, problem)) continue;
+    const bool weights = i % 2 == 1;
+    const int64_t gap = i % 3 == 2 ? 2 : 1;
+    const int64_t mismatches =
+        problem.dtype == DType::f32
+            ? non_finite_mismatches<float>(problem, algorithm, weights, gap, rng)
+            : non_finite_mismatches<double>(problem, algorithm, weights, gap, rng);
+    EXPECT_EQ(mismatches, 0) << algorithm << " on " << problem.to_string()
+                             << (weights ? " (non-finite weight)" : "") << " (gap " << gap << ")";
+  }
 }
 
 // Real-valued inputs: the bits of the result must not depend on the thread

@@ -420,22 +420,6 @@ TEST(Plan, BackwardFollowsNewWeights) {
   }
 }
 
-// Elements that differ, NaN equal to NaN.
-template <class T>
-int64_t count_mismatches_nan_equal(TensorRef<const T> actual, TensorRef<const T> expected) {
-  int64_t mismatches = 0;
-  for (int64_t n = 0; n < actual.batch; ++n) {
-    for (int64_t c = 0; c < actual.channels; ++c) {
-      for (int64_t l = 0; l < actual.length; ++l) {
-        const T a = actual.at(n, c, l);
-        const T e = expected.at(n, c, l);
-        if (!(a == e || (std::isnan(a) && std::isnan(e)))) ++mismatches;
-      }
-    }
-  }
-  return mismatches;
-}
-
 // Non-finite inputs or weights on an FFT plan give PyTorch's pattern of
 // non-finite outputs (those whose window holds one), not a transform
 // block's worth: such calls run on an exact algorithm, so with small
@@ -473,7 +457,7 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
     data.input.view.at(0, channel(rng), last) = -inf;
     Activation<T> expected = expected_for(data, weights);
     Activation<T> got = run(data);
-    EXPECT_EQ(count_mismatches_nan_equal<T>(got.cview(), expected.cview()), 0)
+    EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected.cview()), 0)
         << problem.to_string() << " non-finite input, round " << round;
     // Finite input: the FFT, with this round's weights.
     testing::Workload<T> finite(problem, rng);
@@ -489,13 +473,13 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
   plan.set_weights(weights.weight.data(), weights.bias_data());
   testing::Workload<T> data(problem, rng);
   Activation<T> got = run(data);
-  EXPECT_EQ(count_mismatches_nan_equal<T>(got.cview(), expected_for(data, weights).cview()), 0)
+  EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected_for(data, weights).cview()), 0)
       << problem.to_string() << " non-finite weights";
   Plan sharing(problem, PlanOptions{"fft"});
   ASSERT_TRUE(sharing.share_weights(plan)) << problem.to_string();
   Activation<T> shared_out = data.output();
   sharing.forward(data.input.cview(), shared_out.view);
-  EXPECT_EQ(count_mismatches_nan_equal<T>(shared_out.cview(), got.cview()), 0)
+  EXPECT_EQ(testing::count_mismatches<T>(shared_out.cview(), got.cview()), 0)
       << problem.to_string() << " non-finite weights, shared";
   // Finite weights again: the FFT's answer.
   testing::Workload<T> fixed(problem, rng);
