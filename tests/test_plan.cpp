@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "conv_testing.hpp"
+#include "core/finite.hpp"
 #include "core/interned.hpp"
 #include "core/large_array.hpp"
 #include "tensor_testing.hpp"
@@ -422,7 +423,8 @@ TEST(Plan, BackwardFollowsNewWeights) {
 
 // Non-finite inputs or weights on an FFT plan give PyTorch's pattern of
 // non-finite outputs (those whose window holds one), not a transform
-// block's worth: such calls run on an exact algorithm, so with small
+// block's worth, and so do finite inputs large enough to overflow a
+// transform: such calls run on an exact algorithm, so with small
 // integers the outputs equal the reference's bit for bit. Finite data
 // afterwards gets the FFT's answer (within its error) with the weights of
 // the latest set_weights or share_weights.
@@ -459,6 +461,13 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
     Activation<T> got = run(data);
     EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected.cview()), 0)
         << problem.to_string() << " non-finite input, round " << round;
+    // A finite value so large that a transform's sums would overflow.
+    testing::Workload<T> huge(problem, rng, 2);
+    huge.input.view.at(problem.batch - 1, channel(rng), position(rng)) =
+        std::numeric_limits<T>::max() / 8;
+    got = run(huge);
+    EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected_for(huge, weights).cview()), 0)
+        << problem.to_string() << " huge input, round " << round;
     // Finite input: the FFT, with this round's weights.
     testing::Workload<T> finite(problem, rng);
     got = run(finite);
@@ -487,6 +496,38 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
   got = run(data);
   EXPECT_LT(max_error<T>(got.cview(), expected_for(data, fixed).cview()), 1e-2)
       << problem.to_string() << " finite weights again";
+}
+
+template <class T>
+void check_magnitudes_below() {
+  const T inf = std::numeric_limits<T>::infinity();
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  const auto below = [](std::vector<T> values, int exponent) {
+    return core::magnitudes_below(values.data(), static_cast<int64_t>(values.size()), 1, exponent);
+  };
+  const T big = std::ldexp(T(1), 20);
+  EXPECT_TRUE(below({0, T(-1), std::nextafter(big, T(0)), -std::nextafter(big, T(0))}, 20));
+  EXPECT_FALSE(below({0, big}, 20));
+  EXPECT_FALSE(below({T(1), -big}, 20));
+  EXPECT_TRUE(below({std::numeric_limits<T>::max(), -std::numeric_limits<T>::max(),
+                     std::numeric_limits<T>::denorm_min()},
+                    std::numeric_limits<T>::max_exponent));
+  for (const T special : {inf, -inf, nan, -nan}) {
+    EXPECT_FALSE(below({T(1), special}, std::numeric_limits<T>::max_exponent + 5));
+    EXPECT_FALSE(below({special}, 0));
+  }
+  // A bound below the normal range: no value qualifies, zero included.
+  EXPECT_FALSE(below({T(0)}, std::numeric_limits<T>::min_exponent - 10));
+  EXPECT_TRUE(below({}, std::numeric_limits<T>::min_exponent - 10));
+  // Strided: the elements between are not read.
+  std::vector<T> strided = {T(1), nan, T(2), nan, T(3)};
+  EXPECT_TRUE(core::magnitudes_below(strided.data(), 3, 2, 4));
+  EXPECT_FALSE(core::magnitudes_below(strided.data(), 3, 2, 1));
+}
+
+TEST(Finite, MagnitudesBelow) {
+  check_magnitudes_below<float>();
+  check_magnitudes_below<double>();
 }
 
 TEST(Plan, NonFiniteValuesStayInTheirWindowsOnFftPlans) {

@@ -42,6 +42,19 @@ class Executor {
   // Writes the weights and bias (bias may be null) as set_weights took them.
   virtual void get_weights(void* weight, void* bias) const;
 
+  // Whether forward's answer for these input values stays within the
+  // algorithm's error bound. A transform adds up a whole block, so one Inf
+  // or NaN, or values large enough to overflow its sums, would spoil every
+  // output of the block; a plan computes such inputs on an exact algorithm.
+  virtual bool takes_values(TensorRef<const float> input) const {
+    (void)input;
+    return true;
+  }
+  virtual bool takes_values(TensorRef<const double> input) const {
+    (void)input;
+    return true;
+  }
+
   virtual bool has_backward() const { return false; }
   virtual void backward_data(TensorRef<const float> grad_output, TensorRef<float> grad_input,
                              int threads) const;

@@ -1,12 +1,10 @@
 // Plan: choose an algorithm once, execute many times.
-#include <atomic>
 #include <conv1d/conv1d.hpp>
 #include <cstddef>
 #include <mutex>
 #include <vector>
 
 #include "core/executor.hpp"
-#include "core/finite.hpp"
 #include "core/overlap.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
@@ -112,27 +110,21 @@ class BackwardFallback {
   std::unique_ptr<Executor> reference_;
 };
 
-// Forward on an exact algorithm, for a plan whose own is not (fft), when
-// the input or the weights hold Inf or NaN. A transform spreads one such
-// value over every output of its block (an infinite weight turns its whole
-// output channel to NaN), where PyTorch's sums, like the exact algorithms,
-// make non-finite only the outputs whose window holds it. Made on first
-// need, with the weights copied back from the plan's executor.
+// Forward on an exact algorithm, for a plan whose own is not (fft), on
+// inputs its executor does not take (see Executor::takes_values): a
+// transform would spread one Inf or NaN over every output of its block (an
+// infinite weight turns its whole output channel to NaN), where PyTorch's
+// sums, like the exact algorithms, make non-finite only the outputs whose
+// window holds it. Made on first need, with the weights copied back from
+// the plan's executor.
 class ExactForward {
  public:
   explicit ExactForward(const Problem& problem) : problem_(problem) {}
 
   // After set_weights or share_weights.
-  void weights_changed(bool finite) {
+  void weights_changed() {
     std::lock_guard lock(mutex_);
-    weights_finite_ = finite;
     current_ = false;
-  }
-  bool weights_finite() const { return weights_finite_; }
-
-  template <class T>
-  bool needed(const TensorRef<const T>& input) const {
-    return !weights_finite() || !core::all_finite(input);
   }
 
   // The exact executor with the weights `executor` holds.
@@ -157,7 +149,6 @@ class ExactForward {
  private:
   Problem problem_;
   std::mutex mutex_;
-  std::atomic<bool> weights_finite_ = true;
   bool current_ = false;
   std::unique_ptr<Executor> exact_;
 };
@@ -216,11 +207,7 @@ void Plan::set_weights(const T* weight, const T* bias) {
   }
   executor_->set_weights(weight, bias);
   if (fallback_) fallback_->set_weights(*executor_, weight, bias);
-  if (exact_forward_) {
-    const Problem& p = problem_;
-    exact_forward_->weights_changed(
-        core::all_finite(weight, p.out_channels * p.in_channels_per_group() * p.kernel_size));
-  }
+  if (exact_forward_) exact_forward_->weights_changed();
   weights_set_ = true;
 }
 
@@ -240,8 +227,7 @@ bool Plan::share_weights(const Plan& other) {
   if (fallback_ && !executor_->returns_weights()) return false;
   if (!executor_->share_weights(*other.executor_)) return false;
   if (fallback_) fallback_->weights_shared();
-  // Executors share only with their own kind: `other` has one too.
-  if (exact_forward_) exact_forward_->weights_changed(other.exact_forward_->weights_finite());
+  if (exact_forward_) exact_forward_->weights_changed();
   weights_set_ = true;
   return true;
 }
@@ -261,7 +247,7 @@ void Plan::forward(TensorRef<const T> input, TensorRef<T> output) const {
   check_shape(output, "output", problem_.batch, problem_.out_channels, problem_.out_length());
   core::check_no_overlap(input, "input", output, "output");
   if (problem_.batch == 0) return;
-  if (exact_forward_ && exact_forward_->needed(input)) {
+  if (exact_forward_ && !executor_->takes_values(input)) {
     exact_forward_->executor(*executor_).forward(input, output, options_.threads);
     return;
   }

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <numbers>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/executor.hpp"
+#include "core/finite.hpp"
 #include "core/interned.hpp"
 #include "core/isa.hpp"
 #include "core/large_array.hpp"
@@ -178,6 +180,9 @@ struct Spectra {
   std::vector<T> source_bias;                        // empty without bias
   core::LargeArray<T> weight;
   std::vector<T> bias;
+  // Inputs below 2^input_exponent in magnitude keep every sum of the
+  // transforms finite (see input_exponent_limit).
+  int input_exponent = 0;
 };
 
 // The spectra alive in the process (held by plans, not by this list).
@@ -259,6 +264,13 @@ class FftExecutor final : public detail::Executor {
     }
   }
 
+  bool takes_values(TensorRef<const float> input) const override {
+    return core::magnitudes_below(input, f32_.spectra->input_exponent);
+  }
+  bool takes_values(TensorRef<const double> input) const override {
+    return core::magnitudes_below(input, f64_.spectra->input_exponent);
+  }
+
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
     run(input, output, f32_, target_.forward_f32, target_.output_f32, target_.channel_f32, threads);
   }
@@ -328,10 +340,37 @@ class FftExecutor final : public detail::Executor {
     std::fill(made->weight.get(), made->weight.get() + size, T(0));
     made->bias.assign(static_cast<size_t>(p.out_channels + lanes), T(0));
     if (bias != nullptr) std::copy(bias, bias + p.out_channels, made->bias.begin());
+    made->input_exponent = input_exponent_limit(weight, std::numeric_limits<T>::max_exponent);
     transform_kernels(weight, *made);
     tables.spectra = made;
     std::lock_guard lock(registry.mutex);
     registry.entries.push_back(made);
+  }
+
+  // The largest e such that inputs below 2^e in magnitude keep every
+  // intermediate sum below 2^max_exponent: a block's transform grows
+  // magnitudes by at most N, the stored kernel spectra are at most
+  // max|w| * K / 2N <= max|w| / 2, the products add up C_in/groups of
+  // them, and the inverse transform grows them by N again (4x margin).
+  // With non-finite weights no input qualifies.
+  template <class T>
+  int input_exponent_limit(const T* weight, int max_exponent) const {
+    const Problem& p = problem_;
+    const Geometry& g = geometry_;
+    double largest = 0.0;
+    const int64_t count = p.out_channels * g.in_per_group * p.kernel_size;
+    for (int64_t i = 0; i < count; ++i) {
+      largest = std::max(largest, std::abs(static_cast<double>(weight[i])));
+    }
+    if (!std::isfinite(largest)) return std::numeric_limits<int>::min() / 2;
+    const auto log2_ceil = [](int64_t v) {
+      int bits = 0;
+      while ((int64_t{1} << bits) < v) ++bits;
+      return bits;
+    };
+    const int weight_bits = largest > 0.0 ? std::ilogb(largest) + 1 : 0;
+    return max_exponent - 2 * log2_ceil(g.fft_size) - log2_ceil(g.by_channel ? 1 : g.in_per_group) -
+           weight_bits - 2;
   }
 
   template <class T>
