@@ -224,7 +224,14 @@ const std::vector<Problem>& sweep() {
           // (channels of a group share a packed row) and f64.
           "mb1ic1oc13iw1000kw7sw4dl1pl3pr3g1_reflect", "mb2ic3oc9iw777kw5sw3dl2pl4pr5g3_circular",
           "mb1ic2oc4iw999kw3sw2dl1pl1pr1g2_replicate_f64", "mb1ic4oc8iw1200kw4sw4dl1pl2pr0g4",
-          "mb1ic2oc2iw1001kw2sw5dl3pl3pr3g2_reflect"}) {
+          "mb1ic2oc2iw1001kw2sw5dl3pl3pr3g2_reflect",
+          // Groups of up to 16 input channels with few outputs each (the
+          // depthwise kernels sum the channels one after another): rows,
+          // shared-load rows (K = 31), channels-last lanes, multipliers.
+          "mb1ic32oc2iw300kw5sw1dl1pl2pr2g2", "mb2ic48oc12iw200kw9sw2dl2pl8pr8g3_nlc",
+          "mb1ic64oc16iw500kw31sw1dl1pl15pr15g8", "mb1ic30oc10iw129kw3sw1dl1pl1pr1g10_reflect_f64",
+          "mb1ic96oc16iw257kw3sw1dl1pl1pr1g16_nlc",
+          "mb1ic80oc40iw150kw7sw3dl1pl3pr3g5_circular_nlc"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

@@ -29,8 +29,9 @@ using conv1d::testing::read_text;
 const std::string kSuite =
     "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,groups\n"
     "tiny_dw,1,8,8,64,5,1,2,1,8\n"
-    // Only direct runs it: the dilated kernel spans more than fft's longest transform.
-    "single,1,3,2,1100000,2,1,0,1050000,1\n";
+    // Only direct runs it: the dilated kernel spans more than fft's longest
+    // transform, and 17 input channels are more than depthwise takes.
+    "single,1,17,2,1100000,2,1,0,1050000,1\n";
 const std::string kTinyDw = "mb1ic8oc8iw64kw5sw1dl1pl2pr2g8";
 const std::string kBench = "bench --suite suite.csv --budget-ms 1 --threads 1 --isa scalar ";
 

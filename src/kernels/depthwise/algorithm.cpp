@@ -238,11 +238,11 @@ class DepthwiseExecutor final : public detail::Executor {
 }  // namespace
 
 std::optional<std::string> why_not(const Problem& p) {
-  if (p.groups == p.in_channels || p.in_channels_per_group() <= 2) return std::nullopt;
-  return core::str_cat(
-      "needs groups == in_channels (depthwise) or at most 2 input channels per "
-      "group; this problem has ",
-      p.in_channels_per_group(), " (in_channels=", p.in_channels, ", groups=", p.groups, ")");
+  if (p.in_channels_per_group() <= kernels::depthwise::kMaxInPerGroup) return std::nullopt;
+  return core::str_cat("needs at most ", kernels::depthwise::kMaxInPerGroup,
+                       " input channels per group (depthwise: 1); this problem has ",
+                       p.in_channels_per_group(), " (in_channels=", p.in_channels,
+                       ", groups=", p.groups, ")");
 }
 
 // Roofline: compute at a fraction of this ISA's FMA peak, or memory traffic,
@@ -288,14 +288,17 @@ double estimated_seconds(const Problem& p) {
     // Lanes past the last channel compute too.
     efficiency *= static_cast<double>(p.out_channels) /
                   static_cast<double>(g.channel_blocks * g.channel_block);
+    // Each block packs its span once per input channel of its groups.
     const double spans =
         static_cast<double>(p.batch * g.channel_blocks * g.channel_block * g.tiles *
-                            kernels::depthwise::input_span(g, g.tile_length));
+                            kernels::depthwise::input_span(g, g.tile_length) * g.in_per_group);
     if (p.layout == Layout::nlc) {
       efficiency *= p.stride == p.dilation ? 0.75 : 0.5;
       // Lanes that are not consecutive input channels (a depth multiplier,
-      // a partial block) are gathered element by element (~2 cycles).
-      if (p.out_channels_per_group() > 1 || p.out_channels % g.channel_block != 0) {
+      // several input channels per group, a partial block) are gathered
+      // element by element (~2 cycles).
+      if (p.out_channels_per_group() > 1 || g.in_per_group > 1 ||
+          p.out_channels % g.channel_block != 0) {
         copied = 2.5 * spans;
       }
     } else {

@@ -1,5 +1,7 @@
 // Depthwise convolution (groups == C_in, any depth multiplier m = C_out/C_in)
-// and grouped convolution with at most two input channels per group: the
+// and grouped convolution with up to kMaxInPerGroup input channels per
+// group (few output channels per group, where a GEMM tile's rows go
+// unused): the
 // interface between the plan-side executor (algorithm.cpp) and the per-ISA
 // task code (kernels.cpp).
 //
@@ -91,6 +93,11 @@ const Target& chosen_target();
 // Length vectors of N lanes share row loads between taps k and k + N when
 // stride = dilation = 1 and there are at most this many taps per residue.
 constexpr int64_t kMaxTapsPerResidue = 4;
+
+// Input channels per group the kernels take: each output sums them one
+// after another, as separate rows or lane sets (grouped layers with few
+// output channels per group, where a GEMM tile's rows go unused).
+constexpr int64_t kMaxInPerGroup = 16;
 inline bool shares_row_loads(const Geometry& g, int64_t lanes) {
   return g.stride == 1 && g.dilation == 1 &&
          (g.kernel_size + lanes - 1) / lanes <= kMaxTapsPerResidue;

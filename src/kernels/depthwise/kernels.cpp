@@ -206,11 +206,11 @@ inline TaskIndex decode(const Geometry& g, int64_t task) {
 
 template <class T>
 struct ChannelRun {
-  const T* x[2] = {};         // per input channel of the group: input at output 0, tap 0
-  ptrdiff_t step = 0;         // elements between consecutive outputs
-  ptrdiff_t tap_step = 0;     // elements between consecutive taps
-  const T* weight = nullptr;  // [g][K][N]
-  const T* bias = nullptr;    // [N]
+  const T* x[kMaxInPerGroup] = {};  // per input channel of the group: at output 0, tap 0
+  ptrdiff_t step = 0;               // elements between consecutive outputs
+  ptrdiff_t tap_step = 0;           // elements between consecutive taps
+  const T* weight = nullptr;        // [g][K][N]
+  const T* bias = nullptr;          // [N]
   T* y = nullptr;
   ptrdiff_t y_step = 0;
   int64_t count = 0;  // outputs
@@ -458,7 +458,10 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
   const size_t span = static_cast<size_t>(input_span(g, g.tile_length) + g.stride);
   const size_t packed_bytes = round_up_64(span * N * sizeof(T));
   auto* bytes = static_cast<unsigned char*>(scratch);
-  T* packed[2] = {reinterpret_cast<T*>(bytes), reinterpret_cast<T*>(bytes + packed_bytes)};
+  T* packed[kMaxInPerGroup];
+  for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
+    packed[ci] = reinterpret_cast<T*>(bytes + static_cast<size_t>(ci) * packed_bytes);
+  }
   T* tile_out = reinterpret_cast<T*>(bytes + static_cast<size_t>(g.in_per_group) * packed_bytes);
 
   ChannelRun<T> run;
@@ -485,7 +488,7 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
     inner0 = std::clamp(first, l0, l1);
     inner1 = std::clamp(end, inner0, l1);
   }
-  LaneChannels<T> lanes[2];
+  LaneChannels<T> lanes[kMaxInPerGroup];
   if (inner0 != l0 || inner1 != l1) {
     for (int64_t ci = 0; ci < g.in_per_group; ++ci) {
       for (int64_t i = 0; i < N; ++i) {
@@ -1217,7 +1220,7 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       (shifted ? (shifted_begin > l0) + (shifted_end < l1) : (a > l0) + (l1 > b));
   int64_t packed_group = -1;
   for (int64_t co = co_begin; co < co_end; ++co) {
-    const T* rows[2];
+    const T* rows[kMaxInPerGroup];
     const int64_t group = g.out_per_group == 1 ? co : co / g.out_per_group;
     const bool repack = pieces_packed != 1 || group != packed_group;
     packed_group = group;
@@ -1279,7 +1282,8 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
       const bool direct = out_in_place && outputs == count;
       T* y = direct ? y_row + pa : row_out + (pa - l0);
       if (shared) {
-        const T* rows_at[2] = {tap_pointers[0], tap_pointers[K * (g.in_per_group - 1)]};
+        const T* rows_at[kMaxInPerGroup];
+        for (int64_t ci = 0; ci < g.in_per_group; ++ci) rows_at[ci] = tap_pointers[K * ci];
         SharedRow(d, rows_at, weight, g.in_per_group, K, args.bias[co], y, vectors);
       } else {
         RowDispatch<kRegisterTaps>(d, tap_pointers, weight, taps, args.bias[co], y, outputs);
