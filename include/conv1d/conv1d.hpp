@@ -248,10 +248,11 @@ class Plan {
   // y must not share memory with x: an Error when either view is dense in
   // memory, or when y has a zero stride (as for grad_input and grad_output
   // in backward_data). A plan on an algorithm that is not exact (fft)
-  // runs inputs holding Inf or NaN, and all inputs after weights holding
-  // them, on the exact algorithm the cost model picks: the outputs that
-  // are not finite are then those whose window holds such a value, as in
-  // PyTorch, instead of a whole transform block.
+  // runs inputs holding Inf, NaN or values large enough to overflow its
+  // transforms, and all inputs after weights holding Inf or NaN, on the
+  // exact algorithm the cost model picks: the outputs that are not finite
+  // are then those whose window holds such a value, as in PyTorch, instead
+  // of a whole transform block.
   template <class T>
   void forward(TensorRef<const T> input, TensorRef<T> output) const;
   // grad_input = d(loss)/d(x) from grad_output (N, C_out, L_out).

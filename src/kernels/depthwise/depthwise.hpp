@@ -1,9 +1,8 @@
 // Depthwise convolution (groups == C_in, any depth multiplier m = C_out/C_in)
-// and grouped convolution with up to kMaxInPerGroup input channels per
-// group (few output channels per group, where a GEMM tile's rows go
-// unused): the
-// interface between the plan-side executor (algorithm.cpp) and the per-ISA
-// task code (kernels.cpp).
+// and grouped convolution with up to kMaxInPerGroup input channels per group
+// (layers with few output channels per group, where a GEMM tile's rows go
+// unused): the interface between the plan-side executor (algorithm.cpp) and
+// the per-ISA task code (kernels.cpp).
 //
 // Output channel co reads input channels (co / m) * g + ci, ci < g, where g is
 // C_in / groups (1 for depthwise) and m is C_out / groups. Two task shapes:
