@@ -60,6 +60,18 @@ void check_shape(const TensorRef<T>& tensor, std::string_view name, int64_t batc
 
 namespace detail {
 
+// Gives `to` the weights `from` holds (an executor that returns weights),
+// in their original layout.
+void copy_weights(const Executor& from, Executor& to) {
+  const Problem& p = to.problem();
+  const auto element = static_cast<size_t>(dtype_size(p.dtype));
+  std::vector<std::byte> weight(
+      static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size) * element);
+  std::vector<std::byte> bias(p.has_bias ? static_cast<size_t>(p.out_channels) * element : 0);
+  from.get_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+  to.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+}
+
 // The reference executor that runs backward for an algorithm without one.
 // It needs the weights in their original layout: from an executor that can
 // give them back they are copied on the first backward after set_weights,
@@ -91,14 +103,7 @@ class BackwardFallback {
   const Executor& reference(const Executor& executor) {
     std::lock_guard lock(mutex_);
     if (!current_) {
-      const Problem& p = reference_->problem();
-      const auto element = static_cast<size_t>(dtype_size(p.dtype));
-      std::vector<std::byte> weight(
-          static_cast<size_t>(p.out_channels * p.in_channels_per_group() * p.kernel_size) *
-          element);
-      std::vector<std::byte> bias(p.has_bias ? static_cast<size_t>(p.out_channels) * element : 0);
-      executor.get_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
-      reference_->set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+      copy_weights(executor, *reference_);
       current_ = true;
     }
     return *reference_;
@@ -132,15 +137,7 @@ class ExactForward {
     std::lock_guard lock(mutex_);
     if (!exact_) exact_ = select_algorithm(problem_, /*exact_only=*/true).create(problem_);
     if (!current_) {
-      const auto element = static_cast<size_t>(dtype_size(problem_.dtype));
-      std::vector<std::byte> weight(
-          static_cast<size_t>(problem_.out_channels * problem_.in_channels_per_group() *
-                              problem_.kernel_size) *
-          element);
-      std::vector<std::byte> bias(
-          problem_.has_bias ? static_cast<size_t>(problem_.out_channels) * element : 0);
-      executor.get_weights(weight.data(), problem_.has_bias ? bias.data() : nullptr);
-      exact_->set_weights(weight.data(), problem_.has_bias ? bias.data() : nullptr);
+      copy_weights(executor, *exact_);
       current_ = true;
     }
     return *exact_;
