@@ -421,6 +421,16 @@ TEST(Plan, BackwardFollowsNewWeights) {
   }
 }
 
+// `problem`'s output for the weights of `weights`.
+template <class T>
+Activation<T> output_with(const Problem& problem, const Workload<T>& input,
+                          const Workload<T>& weights) {
+  Activation<T> output(problem.batch, problem.out_channels, problem.out_length(), problem.layout);
+  reference::forward<T>(problem, input.input.cview(), weights.weight.data(), weights.bias_data(),
+                        output.view, 1);
+  return output;
+}
+
 // Non-finite inputs or weights on an FFT plan give PyTorch's pattern of
 // non-finite outputs (those whose window holds one), not a transform
 // block's worth, and so do finite inputs large enough to overflow a
@@ -438,13 +448,6 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
     plan.forward(data.input.cview(), out.view);
     return out;
   };
-  const auto expected_for = [&](const testing::Workload<T>& data,
-                                const testing::Workload<T>& weights) {
-    Activation<T> out(problem.batch, problem.out_channels, problem.out_length(), problem.layout);
-    reference::forward<T>(problem, data.input.cview(), weights.weight.data(), weights.bias_data(),
-                          out.view, 1);
-    return out;
-  };
   std::uniform_int_distribution<int64_t> position(0, problem.length - 1);
   std::uniform_int_distribution<int64_t> channel(0, problem.in_channels - 1);
   for (int round = 0; round < 2; ++round) {
@@ -457,7 +460,7 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
     data.input.view.at(0, channel(rng), position(rng)) = nan;
     data.input.view.at(problem.batch - 1, channel(rng), std::min<int64_t>(1, last)) = inf;
     data.input.view.at(0, channel(rng), last) = -inf;
-    Activation<T> expected = expected_for(data, weights);
+    Activation<T> expected = output_with(problem, data, weights);
     Activation<T> got = run(data);
     EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected.cview()), 0)
         << problem.to_string() << " non-finite input, round " << round;
@@ -469,12 +472,13 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
     huge.input.view.at(problem.batch - 1, channel(rng), problem.length / 2) =
         std::numeric_limits<T>::max() / 8;
     got = run(huge);
-    EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected_for(huge, weights).cview()), 0)
+    EXPECT_EQ(
+        testing::count_mismatches<T>(got.cview(), output_with(problem, huge, weights).cview()), 0)
         << problem.to_string() << " huge input, round " << round;
     // Finite input: the FFT, with this round's weights.
     testing::Workload<T> finite(problem, rng);
     got = run(finite);
-    EXPECT_LT(max_error<T>(got.cview(), expected_for(finite, weights).cview()), 1e-2)
+    EXPECT_LT(max_error<T>(got.cview(), output_with(problem, finite, weights).cview()), 1e-2)
         << problem.to_string() << " finite input, round " << round;
   }
   // Non-finite weights: every input runs exactly, also in a plan that
@@ -485,7 +489,8 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
   plan.set_weights(weights.weight.data(), weights.bias_data());
   testing::Workload<T> data(problem, rng);
   Activation<T> got = run(data);
-  EXPECT_EQ(testing::count_mismatches<T>(got.cview(), expected_for(data, weights).cview()), 0)
+  EXPECT_EQ(testing::count_mismatches<T>(got.cview(), output_with(problem, data, weights).cview()),
+            0)
       << problem.to_string() << " non-finite weights";
   Plan sharing(problem, PlanOptions{"fft"});
   ASSERT_TRUE(sharing.share_weights(plan)) << problem.to_string();
@@ -497,7 +502,7 @@ void check_non_finite(const Problem& problem, std::mt19937_64& rng) {
   testing::Workload<T> fixed(problem, rng);
   plan.set_weights(fixed.weight.data(), fixed.bias_data());
   got = run(data);
-  EXPECT_LT(max_error<T>(got.cview(), expected_for(data, fixed).cview()), 1e-2)
+  EXPECT_LT(max_error<T>(got.cview(), output_with(problem, data, fixed).cview()), 1e-2)
       << problem.to_string() << " finite weights again";
 }
 
@@ -547,16 +552,6 @@ TEST(Plan, NonFiniteValuesStayInTheirWindowsOnFftPlans) {
       check_non_finite<double>(problem, rng);
     }
   }
-}
-
-// `problem`'s output for the weights of `weights`.
-template <class T>
-Activation<T> output_with(const Problem& problem, const Workload<T>& input,
-                          const Workload<T>& weights) {
-  Activation<T> output(problem.batch, problem.out_channels, problem.out_length(), problem.layout);
-  reference::forward<T>(problem, input.input.cview(), weights.weight.data(), weights.bias_data(),
-                        output.view, 1);
-  return output;
 }
 
 // A plan for another batch and length shares a plan's packed weights (no
