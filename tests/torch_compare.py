@@ -348,6 +348,22 @@ def write_apply_inputs(c, t, d):
     return files, y_path, args
 
 
+def backward_args(files):
+    """`conv1d backward` on the saved arrays (gy included), and the flag that
+    asks for each gradient the layer has, by gradient name."""
+    args = ["backward", "--input", files["x"], "--weight", files["w"], "--grad-output",
+            files["gy"]]
+    wanted = {"gx": "--grad-input", "gw": "--grad-weight"}
+    for name, flag, grad, grad_flag in (
+            ("b", "--bias", "gb", "--grad-bias"),
+            ("pw", "--pointwise-weight", "gpw", "--grad-pointwise-weight"),
+            ("pb", "--pointwise-bias", "gpb", "--grad-pointwise-bias")):
+        if name in files:
+            args += [flag, files[name]]
+            wanted[grad] = grad_flag
+    return args, wanted
+
+
 def conv_flags(c, algorithm=None):
     f = ["--stride", str(c["stride"]), "--padding", padding_arg(c), "--padding-mode", c["mode"],
          "--dilation", str(c["dilation"]), "--groups", str(c["groups"]), "--layout", c["layout"]]
@@ -521,19 +537,7 @@ class Runner:
             grads = torch_reference(c, t, gy)
             files["gy"] = os.path.join(d, "gy.npy")
             np.save(files["gy"], to_file_layout(gy, c["layout"]))
-            args = ["backward", "--input", files["x"], "--weight", files["w"],
-                    "--grad-output", files["gy"]]
-            if "b" in files:
-                args += ["--bias", files["b"]]
-            wanted = {"gx": "--grad-input", "gw": "--grad-weight"}
-            if "b" in files:
-                wanted["gb"] = "--grad-bias"
-            if "pw" in files:
-                args += ["--pointwise-weight", files["pw"]]
-                wanted["gpw"] = "--grad-pointwise-weight"
-            if "pb" in files:
-                args += ["--pointwise-bias", files["pb"]]
-                wanted["gpb"] = "--grad-pointwise-bias"
+            args, wanted = backward_args(files)
             # Ask for a random non-empty subset of the gradients.
             keep = [n for n in wanted if rng.random() < 0.8] or [list(wanted)[0]]
             for n in keep:
@@ -598,12 +602,7 @@ class Runner:
         grads = torch_reference(c, t, np.ascontiguousarray(gy_ncl))
         files["gy"] = os.path.join(d, "gy.npy")
         np.save(files["gy"], gy)
-        args = ["backward", "--input", files["x"], "--weight", files["w"], "--grad-output",
-                files["gy"]]
-        wanted = {"gx": "--grad-input", "gw": "--grad-weight"}
-        if "b" in files:
-            args += ["--bias", files["b"]]
-            wanted["gb"] = "--grad-bias"
+        args, wanted = backward_args(files)
         for n, flag in wanted.items():
             args += [flag, os.path.join(d, n + ".npy")]
         cmd, rc, err = self.run(args + conv_flags(c))
