@@ -109,14 +109,18 @@ struct Args {
 // Scratch of one task, in bytes, each part 64-byte aligned, then (when the
 // output cannot be written in place) a tile of the task's outputs.
 using core::round_up_64;
-// length_vectors: the staged channels of a chunk and the source index of
-// each padded position a tile reads.
+// length_vectors: the staged channels of a chunk, the source index of each
+// padded position a tile reads, and a channel's padded span.
 inline size_t stage_bytes(const Geometry& g, size_t element_size) {
   return round_up_64(static_cast<size_t>(g.chunk_channels * g.rows_per_channel * g.row_pitch) *
                      element_size);
 }
 inline size_t index_bytes(const Geometry& g) {
   return round_up_64(static_cast<size_t>(g.reach) * sizeof(int64_t));
+}
+// length_vectors near the edges: one channel's padded span.
+inline size_t span_bytes(const Geometry& g, size_t element_size) {
+  return round_up_64(static_cast<size_t>(g.reach) * element_size);
 }
 // channel_vectors: the staged span of `positions` outputs.
 inline int64_t task_span(const Geometry& g, int64_t positions) {
@@ -128,7 +132,7 @@ inline size_t task_stage_bytes(const Geometry& g, int64_t positions, size_t elem
 }
 inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, size_t element_size) {
   if (g.kind == Kind::channel_vectors) return task_stage_bytes(g, task_positions, element_size);
-  return stage_bytes(g, element_size) + index_bytes(g);
+  return stage_bytes(g, element_size) + index_bytes(g) + span_bytes(g, element_size);
 }
 
 // Whether tiles accumulate straight into the output: it must be contiguous

@@ -79,31 +79,58 @@ template <Kind kKind, class T>
 constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
     MakeTiles<kKind, T>(std::make_index_sequence<kRows * kVectors>());
 
+// One channel's padded span at a tile near the edges, for in-place copying:
+// span[j] = xpad[base + j] for j < reach. The part inside the input is one
+// memcpy, the rest goes through the source index of each padded position
+// (-1: zero). Only the positions outside the input pay for the index.
+template <class T>
+const T* PaddedSpan(const Geometry& g, const T* HWY_RESTRICT row, int64_t base,
+                    const int64_t* HWY_RESTRICT index, T* HWY_RESTRICT span) {
+  const int64_t inside_begin = std::clamp<int64_t>(-base, 0, g.reach);
+  const int64_t inside_end = std::clamp<int64_t>(g.length - base, inside_begin, g.reach);
+  const auto padded = [&](int64_t j) { return index[j] < 0 ? T(0) : row[index[j]]; };
+  for (int64_t j = 0; j < inside_begin; ++j) span[j] = padded(j);
+  std::memcpy(span + inside_begin, row + (base + inside_begin),
+              static_cast<size_t>(inside_end - inside_begin) * sizeof(T));
+  for (int64_t j = inside_end; j < g.reach; ++j) span[j] = padded(j);
+  return span;
+}
+
 // Stages the chunk_channels input channels from `first_channel` (relative
 // to the group's first, `first_in`) that a tile at padded position `base`
 // reads, as described in direct.hpp: with taps sharing rows, channel c's
 // row c*stride + p holds xpad[base + p + j*stride], j < row_length; with a
 // row per tap, row c*K + k holds xpad[base + k*dilation + i*stride],
-// i < tile. Reads the input in place when it is contiguous along the length
-// and the tile is away from the edges; otherwise goes through the source
-// index of each padded position (positions past the padded input are read
-// only by discarded tail outputs and become zeros).
+// i < tile. An input contiguous along the length is de-interleaved in
+// place, or near the edges from each channel's padded span (PaddedSpan);
+// otherwise every element goes through the source index of its padded
+// position (positions past the padded input are read only by discarded
+// tail outputs and become zeros).
 template <class T>
 void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n, int64_t first_in,
                    int64_t first_channel, int64_t base, T* HWY_RESTRICT stage,
-                   int64_t* HWY_RESTRICT index) {
+                   int64_t* HWY_RESTRICT index, T* HWY_RESTRICT span) {
   const int64_t channels = std::min(g.chunk_channels, g.in_channels_per_group - first_channel);
   const T* src =
       input.data + n * input.batch_stride + (first_in + first_channel) * input.channel_stride;
   const int64_t rows = g.rows_per_channel;
   const int64_t pitch = g.row_pitch;
-  const bool in_place = input.length_stride == 1 && base >= 0 && base + g.reach <= g.length;
-  if (in_place) {
+  const bool inside = base >= 0 && base + g.reach <= g.length;
+  const auto fill_index = [&] {
+    for (int64_t j = 0; j < g.reach; ++j) {
+      const int64_t source =
+          core::padded_source_index(base + j, g.length, g.pad_left, g.pad_right, g.padding_mode);
+      index[j] = source < 0 ? -1 : source * input.length_stride;
+    }
+  };
+  if (input.length_stride == 1) {
+    if (!inside) fill_index();
     // Whole vectors: reach covers them, and the tail stays vectorised.
     const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
     const int64_t count = (g.row_length + lanes - 1) / lanes * lanes;
     for (int64_t c = 0; c < channels; ++c) {
-      const T* from = src + c * input.channel_stride + base;
+      const T* row = src + c * input.channel_stride;
+      const T* from = inside ? row + base : PaddedSpan(g, row, base, index, span);
       T* to = stage + c * rows * pitch;
       if (g.taps_share_rows) {
         CopyPhasesAnyStride(from, g.stride, g.stride, count, pitch, to);
@@ -115,7 +142,7 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
     }
     return;
   }
-  if (g.taps_share_rows && input.channel_stride == 1 && base >= 0 && base + g.reach <= g.length) {
+  if (g.taps_share_rows && input.channel_stride == 1 && inside) {
     // Channels-last, away from the edges: each position's channels are
     // contiguous, read in order and spread over the channels' rows (layers
     // with narrow groups 1.1-1.4x faster than through the source index).
@@ -128,11 +155,7 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
     }
     return;
   }
-  for (int64_t j = 0; j < g.reach; ++j) {
-    const int64_t source =
-        core::padded_source_index(base + j, g.length, g.pad_left, g.pad_right, g.padding_mode);
-    index[j] = source < 0 ? -1 : source * input.length_stride;
-  }
+  fill_index();
   // Element i of row `row` of each channel is padded position
   // first + i * stride of the tile's span.
   for (int64_t row = 0; row < rows; ++row) {
@@ -181,8 +204,11 @@ class StagePrefetch {
         input.data + n * input.batch_stride + (first_in + first_channel) * input.channel_stride;
     pitch_ = input.channel_stride;
     base_ = base;
-    pieces_ = g.taps_share_rows ? 1 : g.kernel_size;
-    piece_length_ = g.taps_share_rows ? g.reach : g.stride * g.tile_positions;
+    // Taps a tile apart or less read one span: prefetched once, not per tap.
+    const int64_t tap_span = g.stride * g.tile_positions;
+    const bool one_piece = g.taps_share_rows || g.dilation <= tap_span;
+    pieces_ = one_piece ? 1 : g.kernel_size;
+    piece_length_ = one_piece ? g.reach : tap_span;
     piece_step_ = g.dilation;
     rows_ = std::min(g.chunk_channels, g.in_channels_per_group - first_channel);
     rows_per_part_ = (rows_ + parts - 1) / parts;
@@ -234,6 +260,8 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
   bytes += stage_bytes(g, sizeof(T));
   auto* index = reinterpret_cast<int64_t*>(bytes);
   bytes += index_bytes(g);
+  T* span = reinterpret_cast<T*>(bytes);
+  bytes += span_bytes(g, sizeof(T));
   T* tile = reinterpret_cast<T*>(bytes);
 
   const TensorRef<T>& output = args.output;
@@ -270,7 +298,8 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
     for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += tile_positions) {
       const int64_t valid = std::min(tile_positions, task.l_end - l0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
-      StageChannels(g, args.input, task.n, first_in, first_channel, base_of(l0), stage, index);
+      StageChannels(g, args.input, task.n, first_in, first_channel, base_of(l0), stage, index,
+                    span);
       // Next: the following tile of this chunk, or the task's first tile of
       // the next chunk.
       if (l0 + tile_positions < task.l_end) {
