@@ -17,7 +17,7 @@
 // - "lanes = length" (length-vectorised): a SIMD vector holds V consecutive
 //   output positions of one channel row and the weights are broadcasts. NCL
 //   rows are read in place (no transposes), so memory-bound layers (K = 4)
-//   move each byte once; on AVX-512, stride-1 rows with 9 <= K <= 2V load
+//   move each byte once; on AVX-512, stride-1 rows with 5 <= K <= 2V load
 //   whole vectors once and shift lanes out of them in registers
 //   (ShiftedRow, K = 31 and 9 among them). Channels-last layers with short
 //   kernels run position-major, streaming whole rows.
@@ -92,6 +92,14 @@ const Target& chosen_target();
 // Length vectors of N lanes share row loads between taps k and k + N when
 // stride = dilation = 1 and there are at most this many taps per residue.
 constexpr int64_t kMaxTapsPerResidue = 4;
+
+// AVX-512 stride-1 rows of this many taps or more (up to 2 vectors' worth)
+// load whole vectors once and shift their lanes (ShiftedRow). Below 9 taps
+// the weights would fit registers, but there every tap's load splits a
+// cache line: shifting is 1.3-1.8x faster at K = 6..8 (with or without a
+// depth multiplier) and at K = 5 with one (level without). At K <= 4 the
+// register kernel is level or faster (Mamba's K = 4 rows in place).
+constexpr int64_t kMinShiftedTaps = 5;
 
 // Input channels per group the kernels take: each output sums them one
 // after another, as separate rows or lane sets (grouped layers with few

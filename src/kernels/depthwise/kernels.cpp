@@ -1163,9 +1163,14 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   // register blocks: a block of one vector is a single FMA chain, latency
   // bound (K = 31: ~124 cycles for 16 outputs), so short edge pieces would
   // cost as much as the interior.
-  const bool shared = taps > static_cast<int64_t>(kRegisterTaps) && shares_row_loads(g, N);
-  const int64_t quantum = shared ? static_cast<int64_t>(kPositions) * N : N;
   const bool in_place = s == 1 && in.length_stride == 1;
+  // AVX-512 rows of kMinShiftedTaps or more taps shift whole loads
+  // (ShiftedRow) rather than holding the weights in registers.
+  const bool shifted_taps =
+      kShiftedRows && in_place && g.in_per_group == 1 && K <= 2 * N && K >= kMinShiftedTaps;
+  const bool shared =
+      (taps > static_cast<int64_t>(kRegisterTaps) || shifted_taps) && shares_row_loads(g, N);
+  const int64_t quantum = shared ? static_cast<int64_t>(kPositions) * N : N;
   const int64_t first = std::clamp(g.pad_left, l0, l1);
   const int64_t end = g.length + g.pad_left - (K - 1) * dil;  // taps past L from here
   int64_t a = l0, b = l0;
@@ -1199,7 +1204,7 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   // in place (masked loads past the row's ends); with the other modes the
   // interior's whole blocks whose inputs lie inside the row do, and the
   // edges run on a padded copy.
-  const bool shifted = kShiftedRows && shared && in_place && g.in_per_group == 1 && K <= 2 * N;
+  const bool shifted = shared && shifted_taps;
   int64_t shifted_begin = l0, shifted_end = l1;
   if (shifted && g.padding_mode != PaddingMode::zeros) {
     // Blocks at output l read x[l - pad_left, l - pad_left + block + 2N).
