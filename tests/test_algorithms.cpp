@@ -231,7 +231,13 @@ const std::vector<Problem>& sweep() {
           "mb1ic32oc2iw300kw5sw1dl1pl2pr2g2", "mb2ic48oc12iw200kw9sw2dl2pl8pr8g3_nlc",
           "mb1ic64oc16iw500kw31sw1dl1pl15pr15g8", "mb1ic30oc10iw129kw3sw1dl1pl1pr1g10_reflect_f64",
           "mb1ic96oc16iw257kw3sw1dl1pl1pr1g16_nlc",
-          "mb1ic80oc40iw150kw7sw3dl1pl3pr3g5_circular_nlc"}) {
+          "mb1ic80oc40iw150kw7sw3dl1pl3pr3g5_circular_nlc",
+          // NCL rows much shorter than a length tile, where the direct
+          // tiles' vectors run along the output channels instead: input
+          // gathered by position, outputs scattered back.
+          "mb1ic20oc64iw12kw5sw1dl1pl2pr2g1_reflect", "mb2ic40oc128iw20kw3sw3dl1pl1pr1g2_circular",
+          "mb1ic32oc96iw14kw4sw1dl3pl0pr0g1_f64", "mb3ic48oc40iw40kw9sw1dl4pl0pr0g1_nobias",
+          "mb1ic33oc70iw40kw2sw8dl1pl3pr3g1_replicate"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

@@ -51,6 +51,8 @@ constexpr int64_t kTaskStageBytes = 512 * 1024;
 
 using core::ceil_div;
 
+double seconds_with(const Problem& p, const Target& target, bool by_length);
+
 // Channels-last layers put their vectors along the output channels of a
 // group, unless a group has fewer than a vector's lanes of them: one
 // output channel per group would use one lane of 16. Vectors along the
@@ -58,8 +60,16 @@ using core::ceil_div;
 // 2-3x faster with one or two output channels per group (96 -> 16 channels
 // in 16 groups, K = 3: 1.07 -> 0.3-0.5 ms), 1.1-1.7x with 4 or 8; level at
 // 12, while at 16 channel vectors are 1.6x faster.
-bool vectors_along_channels(const Problem& p, int64_t lanes) {
-  return p.layout == Layout::nlc && p.out_channels_per_group() >= lanes;
+// NCL layers put them along the length, unless the output rows are short
+// next to a tile (64 positions on AVX-512) and the model rates channel
+// vectors, whose input is gathered position by position and whose output
+// is scattered back, faster by a tenth: 4 outputs per row 4x faster, 25
+// 1.4x, 50-100 1.1-1.3x; Whisper's 1500 0.89x (so length vectors).
+bool vectors_along_channels(const Problem& p, const Target& target) {
+  const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
+  if (p.out_channels_per_group() < lanes) return false;
+  if (p.layout == Layout::nlc) return true;
+  return seconds_with(p, target, false) * 1.1 < seconds_with(p, target, true);
 }
 
 template <class T>
@@ -90,7 +100,7 @@ class DirectExecutor final : public detail::Executor {
     const int64_t line = 64 / element;
 
     Geometry& g = geometry_;
-    g.kind = vectors_along_channels(p, lanes) ? Kind::channel_vectors : Kind::length_vectors;
+    g.kind = vectors_along_channels(p, target_) ? Kind::channel_vectors : Kind::length_vectors;
     g.length = p.length;
     g.out_length = p.out_length();
     g.kernel_size = K;
@@ -383,21 +393,23 @@ class DirectExecutor final : public detail::Executor {
 
 std::optional<std::string> why_not(const Problem&) { return std::nullopt; }
 
+namespace {
+
 // Roofline: compute at this ISA's FMA peak, or memory traffic, whichever is
 // slower. Large layers run at the peak (~215-235 GFLOP/s on one AVX-512
 // core here), less the work wasted in partial register tiles and, for short
 // reductions, the loads and stores of accumulators (~60 cycles a tile
 // against ~12 cycles per step). Fitted to 209 layers (rms of the log ratio
 // 0.10): outputs stream at ~40 GB/s.
-double estimated_seconds(const Problem& p) {
-  const Target& target = kernels::direct::chosen_target();
+// by_length: the tiles' vectors along the length (else along the output
+// channels).
+double seconds_with(const Problem& p, const Target& target, bool by_length) {
   const auto lanes =
       static_cast<double>(p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64);
   // Two FMA pipes x lanes x 2 flops at ~3.4 GHz.
   const double peak = 4.0 * lanes * 3.4e9;
   const double rows = target.rows;
   const double width = target.vectors * lanes;
-  const bool by_length = !vectors_along_channels(p, static_cast<int64_t>(lanes));
   const auto use = [](double count, double block) {
     return count / (std::ceil(count / block) * block);
   };
@@ -418,14 +430,21 @@ double estimated_seconds(const Problem& p) {
       (static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
                                        static_cast<double>(p.out_channels) * out_length) +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
-  // Channels-last data in length vectors is gathered into rows and
-  // scattered back element by element: ~0.6 ns per element.
+  // Channels-last data in length vectors, or NCL data in channel vectors,
+  // is gathered and scattered back element by element: ~0.6 ns per element.
   const double gathered =
-      by_length && p.layout == Layout::nlc
+      by_length == (p.layout == Layout::nlc)
           ? static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
                                             static_cast<double>(p.out_channels) * out_length)
           : 0.0;
   return std::max(compute, bytes / 40e9) + gathered * 0.6e-9 + 2e-6;
+}
+
+}  // namespace
+
+double estimated_seconds(const Problem& p) {
+  const Target& target = kernels::direct::chosen_target();
+  return seconds_with(p, target, !vectors_along_channels(p, target));
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {
