@@ -422,9 +422,13 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
   const double step_use = steps * 12 / (steps * 12 + 60);
   double compute = p.flops() / (peak * tile_use * step_use);
   // Groups of one to three input channels: each tile's few steps pay for
-  // staging their rows and for loading and storing the accumulators (~2x
-  // the estimate above, measured with depth multipliers of 4 to 64).
-  if (p.groups > 1 && p.in_channels_per_group() < 4) compute *= 2;
+  // staging their rows and for loading and storing the accumulators. ~2x
+  // the estimate above with a tile's rows of output channels per group
+  // (depth multipliers of 8 to 64); 4x or more with fewer, whose tiles
+  // are mostly that overhead (depthwise at stride 3 to 5: 4-9x).
+  if (p.groups > 1 && p.in_channels_per_group() < 4) {
+    compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
+  }
   const double bytes =
       static_cast<double>(dtype_size(p.dtype)) *
       (static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
