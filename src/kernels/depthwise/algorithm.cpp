@@ -29,7 +29,8 @@ using kernels::depthwise::Target;
 // NCL rows go length-vectorised (read in place, no transposes) when their
 // taps fit in registers (g * K up to this) or when stride = dilation = 1
 // lets taps share loads (any K up to 4 vectors). The rest (long strided or
-// dilated kernels) is transposed into channel vectors.
+// dilated kernels, and strides past kMaxRowStride) is transposed into
+// channel vectors.
 constexpr int64_t kMaxLengthTaps = 8;
 // Packed input + output tile of a channel-vector task stay in L1 (48 KiB).
 constexpr int64_t kTileBudgetBytes = 32 * 1024;
@@ -45,8 +46,14 @@ constexpr int64_t kParallelOutputBytes = 128 * 1024;
 
 using core::ceil_div;
 
+// Strides up to this de-interleave rows into phases with vector loads;
+// beyond, element by element (see kernels/common/phases-inl.h), and rows
+// transposed into channel vectors run 2.5-3.5x faster (K = 4 and 7 at
+// stride 5). At strides 2 to 4 rows are level or up to 1.7x faster.
+constexpr int64_t kMaxRowStride = 4;
+
 Shape choose_shape(const Problem& p, int64_t lanes) {
-  if (p.layout != Layout::ncl) return Shape::channel_vectors;
+  if (p.layout != Layout::ncl || p.stride > kMaxRowStride) return Shape::channel_vectors;
   const bool shared = p.stride == 1 && p.dilation == 1 &&
                       ceil_div(p.kernel_size, lanes) <= kernels::depthwise::kMaxTapsPerResidue;
   if (shared || p.in_channels_per_group() * p.kernel_size <= kMaxLengthTaps) {
@@ -309,8 +316,10 @@ double estimated_seconds(const Problem& p) {
         copied = 1.6 * spans;
       }
     } else {
-      // Transposed in (each block of channels reads its span) and out.
-      copied = spans + outputs;
+      // Transposed in (each block of channels reads its span) and out, in
+      // registers: ~0.4 of an element copied (this model read 1.3-3.5x
+      // slow, median 1.9x, on ten such layers at a whole element).
+      copied = 0.4 * (spans + outputs);
     }
   }
   const double bytes = static_cast<double>(dtype_size(p.dtype)) * static_cast<double>(p.batch) *
