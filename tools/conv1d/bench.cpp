@@ -35,7 +35,7 @@ using Clock = std::chrono::steady_clock;
 // times, milliseconds here, before it sleeps): a spinning thread of
 // another process takes a core, and a parallel region then waits a
 // scheduler time slice for its preempted thread. Without the pause, layers
-// of ~50 us read 1.5-5 ms per run at two threads on this two-core VM.
+// of ~50 us read 1.5-7 ms per run at two threads on this two-core VM.
 constexpr auto kSettlePause = std::chrono::milliseconds(20);
 void settle(int threads) {
   if (threads > 1) std::this_thread::sleep_for(kSettlePause);
