@@ -237,7 +237,13 @@ const std::vector<Problem>& sweep() {
           // gathered by position, outputs scattered back.
           "mb1ic20oc64iw12kw5sw1dl1pl2pr2g1_reflect", "mb2ic40oc128iw20kw3sw3dl1pl1pr1g2_circular",
           "mb1ic32oc96iw14kw4sw1dl3pl0pr0g1_f64", "mb3ic48oc40iw40kw9sw1dl4pl0pr0g1_nobias",
-          "mb1ic33oc70iw40kw2sw8dl1pl3pr3g1_replicate"}) {
+          "mb1ic33oc70iw40kw2sw8dl1pl3pr3g1_replicate",
+          // Strides past 4 with a few vectors of output channels: channel
+          // vectors, the input transposed in blocks of lanes x lanes with
+          // leftover channels and positions, the output transposed back.
+          "mb2ic37oc24iw700kw3sw5dl1pl1pr1g1_reflect",
+          "mb1ic20oc32iw500kw4sw6dl2pl3pr2g1_replicate_f64",
+          "mb1ic40oc20iw300kw5sw5dl1pl2pr2g1_circular", "mb2ic36oc40iw200kw3sw7dl1pl0pr0g2"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

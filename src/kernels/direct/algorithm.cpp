@@ -60,11 +60,12 @@ double seconds_with(const Problem& p, const Target& target, bool by_length);
 // 2-3x faster with one or two output channels per group (96 -> 16 channels
 // in 16 groups, K = 3: 1.07 -> 0.3-0.5 ms), 1.1-1.7x with 4 or 8; level at
 // 12, while at 16 channel vectors are 1.6x faster.
-// NCL layers put them along the length, unless the output rows are short
-// next to a tile (64 positions on AVX-512) and the model rates channel
-// vectors, whose input is gathered position by position and whose output
-// is scattered back, faster by a tenth: 4 outputs per row 4x faster, 25
-// 1.4x, 50-100 1.1-1.3x; Whisper's 1500 0.89x (so length vectors).
+// NCL layers put them along the length, unless the model rates channel
+// vectors, whose input and output are transposed, faster by a tenth: rows
+// short next to a tile (64 positions on AVX-512; 4 outputs per row 4x
+// faster, 25 1.4x, 50-100 1.1-1.3x; Whisper's 1500 0.89x, so length
+// vectors), and strides past 4, which length vectors de-interleave element
+// by element (1.3-1.6x).
 bool vectors_along_channels(const Problem& p, const Target& target) {
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   if (p.out_channels_per_group() < lanes) return false;
@@ -409,14 +410,24 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
   // Two FMA pipes x lanes x 2 flops at ~3.4 GHz.
   const double peak = 4.0 * lanes * 3.4e9;
   const double rows = target.rows;
-  const double width = target.vectors * lanes;
+  const double vectors = target.vectors;
   const auto use = [](double count, double block) {
     return count / (std::ceil(count / block) * block);
   };
   const auto out_channels = static_cast<double>(p.out_channels_per_group());
   const auto out_length = static_cast<double>(p.out_length());
-  const double tile_use = by_length ? use(out_channels, rows) * use(out_length, width)
-                                    : use(out_channels, width) * use(out_length, rows);
+  // Length vectors: a row shorter than a tile is charged the whole tile;
+  // its cost is more than the lanes it leaves empty, as all weights stream
+  // past every tile (768 -> 768 channels at 25 outputs per row: 1.4x slower
+  // than channel vectors). Channel vectors: partial tiles run as smaller
+  // tiles, no work on lanes past the data, but a tile of fewer than 8
+  // accumulators leaves the two FMA pipes (4 cycles latency) idle part of
+  // the time: 16 output channels run 6 x 1 tiles.
+  const double tile_use =
+      by_length ? use(out_channels, rows) * use(out_length, vectors * lanes)
+                : use(out_channels, lanes) * use(out_length, rows) *
+                      std::min(1.0, std::min(rows, out_length) *
+                                        std::min(vectors, std::ceil(out_channels / lanes)) / 8);
   const double steps =
       static_cast<double>(std::min<int64_t>(p.in_channels_per_group() * p.kernel_size, 128));
   const double step_use = steps * 12 / (steps * 12 + 60);
@@ -429,19 +440,27 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
   if (p.groups > 1 && p.in_channels_per_group() < 4) {
     compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
   }
+  // Staging, per element of the input (and of the output where it is
+  // copied out): NCL rows de-interleaved into stride phases, ~0.1 ns with
+  // vector loads (strides 1-4), ~0.5 ns element by element beyond; NCL
+  // data in channel vectors, transposed in registers, ~0.1 ns; channels-
+  // last data in length vectors, gathered element by element, ~0.6 ns.
+  const auto batch = static_cast<double>(p.batch);
+  const double inputs = batch * static_cast<double>(p.in_channels * p.length);
+  const double outputs = batch * static_cast<double>(p.out_channels) * out_length;
   const double bytes =
       static_cast<double>(dtype_size(p.dtype)) *
-      (static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
-                                       static_cast<double>(p.out_channels) * out_length) +
+      (inputs + outputs +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
-  // Channels-last data in length vectors, or NCL data in channel vectors,
-  // is gathered and scattered back element by element: ~0.6 ns per element.
-  const double gathered =
-      by_length == (p.layout == Layout::nlc)
-          ? static_cast<double>(p.batch) * (static_cast<double>(p.in_channels * p.length) +
-                                            static_cast<double>(p.out_channels) * out_length)
-          : 0.0;
-  return std::max(compute, bytes / 40e9) + gathered * 0.6e-9 + 2e-6;
+  double staging = 0;
+  if (p.layout == Layout::nlc) {
+    if (by_length) staging = (inputs + outputs) * 0.6e-9;
+  } else if (by_length) {
+    staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
+  } else {
+    staging = (inputs + outputs) * 0.1e-9;
+  }
+  return std::max(compute, bytes / 40e9) + staging + 2e-6;
 }
 
 }  // namespace
