@@ -144,6 +144,31 @@ TEST(Conv1dLayer, WeightChangesReachCachedPlans) {
   EXPECT_EQ(y.value(1), 420.5);
 }
 
+// Runs a (16 -> 24, f64) layer on a batch of 2 at `length` against the
+// reference with the layer's current weights; returns the plan it used.
+const Plan* expect_matches_reference(Conv1d& layer, const ConvParams& p, int64_t length) {
+  const Tensor x = random_tensor(DType::f64, {2, 16, length}, static_cast<uint64_t>(length));
+  const Tensor y = layer.forward(x);
+  Tensor expected(DType::f64, {2, 24, length});
+  reference::forward<double>(Problem::make(p, 2, length, DType::f64),
+                             TensorRef<const double>::contiguous(x.data<double>(), 2, 16, length),
+                             layer.weight().data<double>(), layer.bias().data<double>(),
+                             TensorRef<double>::contiguous(expected.data<double>(), 2, 24, length),
+                             1);
+  double worst = 0;
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    worst = std::max(worst, std::abs(y.value(i) - expected.value(i)));
+  }
+  EXPECT_LT(worst, 1e-12) << length;
+  return &layer.plan_for(2, length, Layout::ncl);
+}
+
+void scale_weights(Conv1d& layer, double factor) {
+  for (int64_t i = 0; i < layer.weight().numel(); ++i) {
+    layer.mutable_weight().data<double>()[i] *= factor;
+  }
+}
+
 // The plans a layer makes for new input lengths share one packed copy of
 // the weights (no repacking per length), and after a weight change each
 // computes with the new weights, whichever length runs first.
@@ -151,38 +176,41 @@ TEST(Conv1dLayer, NewLengthsShareTheWeights) {
   ConvParams p = make_params(16, 24, 5);
   p.padding = Padding::same();
   Conv1d layer(p, DType::f64, 3, PlanOptions{"direct", 1});
-  const auto check = [&](int64_t length) {
-    const Tensor x = random_tensor(DType::f64, {2, 16, length}, static_cast<uint64_t>(length));
-    const Tensor y = layer.forward(x);
-    Tensor expected(DType::f64, {2, 24, length});
-    reference::forward<double>(
-        Problem::make(p, 2, length, DType::f64),
-        TensorRef<const double>::contiguous(x.data<double>(), 2, 16, length),
-        layer.weight().data<double>(), layer.bias().data<double>(),
-        TensorRef<double>::contiguous(expected.data<double>(), 2, 24, length), 1);
-    double worst = 0;
-    for (int64_t i = 0; i < y.numel(); ++i) {
-      worst = std::max(worst, std::abs(y.value(i) - expected.value(i)));
-    }
-    EXPECT_LT(worst, 1e-12) << length;
-    return &layer.plan_for(2, length, Layout::ncl);
-  };
-  const Plan* first = check(50);
-  const Plan* second = check(61);
-  const Plan* third = check(77);
+  const auto check = [&](int64_t length) { return expect_matches_reference(layer, p, length); };
+  // Long enough rows that direct keeps its length-vector tiles at every
+  // length (short rows may take channel vectors, packed apart).
+  const Plan* first = check(250);
+  const Plan* second = check(300);
+  const Plan* third = check(377);
   EXPECT_TRUE(second->shares_weights_with(*first));
   EXPECT_TRUE(third->shares_weights_with(*first));
 
-  for (int64_t i = 0; i < layer.weight().numel(); ++i) {
-    layer.mutable_weight().data<double>()[i] *= -1.5;
-  }
-  check(61);  // packs the new weights, apart from the others
+  scale_weights(layer, -1.5);
+  check(300);  // packs the new weights, apart from the others
   EXPECT_FALSE(second->shares_weights_with(*first));
-  check(50);  // takes them from the plan for 61
+  check(250);  // takes them from the plan for 300
   EXPECT_TRUE(first->shares_weights_with(*second));
   EXPECT_FALSE(third->shares_weights_with(*second));
-  check(77);
+  check(377);
   EXPECT_TRUE(third->shares_weights_with(*second));
+}
+
+// Lengths on either side of direct's switch between tile kinds (at AVX-512
+// 61 positions run on length vectors, 77 on channel vectors, each with its
+// own packing): every plan computes with the layer's current weights.
+TEST(Conv1dLayer, LengthsOnOtherTilesKeepTheirOwnPacking) {
+  ConvParams p = make_params(16, 24, 5);
+  p.padding = Padding::same();
+  Conv1d layer(p, DType::f64, 3, PlanOptions{"direct", 1});
+  const auto check = [&](int64_t length) { return expect_matches_reference(layer, p, length); };
+  check(61);
+  check(77);
+  scale_weights(layer, -1.5);
+  check(77);
+  check(61);
+  scale_weights(layer, 0.25);
+  check(61);
+  check(77);
 }
 
 TEST(Conv1dLayer, BackwardShapesAndValues) {
