@@ -243,7 +243,12 @@ const std::vector<Problem>& sweep() {
           // leftover channels and positions, the output transposed back.
           "mb2ic37oc24iw700kw3sw5dl1pl1pr1g1_reflect",
           "mb1ic20oc32iw500kw4sw6dl2pl3pr2g1_replicate_f64",
-          "mb1ic40oc20iw300kw5sw5dl1pl2pr2g1_circular", "mb2ic36oc40iw200kw3sw7dl1pl0pr0g2"}) {
+          "mb1ic40oc20iw300kw5sw5dl1pl2pr2g1_circular", "mb2ic36oc40iw200kw3sw7dl1pl0pr0g2",
+          // Fewer output channels per group than lanes: vectors along the
+          // input channels summed at the end (zeros past the group's
+          // channels, several chunks of channels for the last).
+          "mb2ic40oc3iw300kw5sw5dl1pl2pr2g1_reflect", "mb1ic33oc5iw200kw3sw2dl2pl2pr2g1_nlc",
+          "mb2ic64oc2iw150kw4sw6dl1pl3pr3g2_circular", "mb1ic200oc4iw120kw9sw4dl1pl4pr4g1"}) {
       list.push_back(Problem::parse(text));
     }
     return list;

@@ -51,8 +51,10 @@ constexpr int64_t kTaskStageBytes = 512 * 1024;
 
 using core::ceil_div;
 
-double seconds_with(const Problem& p, const Target& target, bool by_length);
+double seconds_with(const Problem& p, const Target& target, Kind kind);
 
+// The tile kind the model rates fastest; another kind than length vectors
+// only where it is a tenth faster.
 // Channels-last layers put their vectors along the output channels of a
 // group, unless a group has fewer than a vector's lanes of them: one
 // output channel per group would use one lane of 16. Vectors along the
@@ -66,11 +68,23 @@ double seconds_with(const Problem& p, const Target& target, bool by_length);
 // faster, 25 1.4x, 50-100 1.1-1.3x; Whisper's 1500 0.89x, so length
 // vectors), and strides past 4, which length vectors de-interleave element
 // by element (1.3-1.6x).
-bool vectors_along_channels(const Problem& p, const Target& target) {
+// Layers with fewer output channels per group than a vector's lanes may
+// sum vectors along the input channels instead (reduction_vectors), if the
+// model rates them a tenth faster than the better of the others.
+Kind best_kind(const Problem& p, const Target& target) {
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
-  if (p.out_channels_per_group() < lanes) return false;
-  if (p.layout == Layout::nlc) return true;
-  return seconds_with(p, target, false) * 1.1 < seconds_with(p, target, true);
+  Kind kind = Kind::length_vectors;
+  double best = seconds_with(p, target, kind);
+  if (p.out_channels_per_group() >= lanes) {
+    if (p.layout == Layout::nlc) return Kind::channel_vectors;
+    const double channels = seconds_with(p, target, Kind::channel_vectors);
+    if (channels * 1.1 < best) return Kind::channel_vectors;
+    return kind;
+  }
+  if (seconds_with(p, target, Kind::reduction_vectors) * 1.1 < best) {
+    kind = Kind::reduction_vectors;
+  }
+  return kind;
 }
 
 template <class T>
@@ -101,7 +115,7 @@ class DirectExecutor final : public detail::Executor {
     const int64_t line = 64 / element;
 
     Geometry& g = geometry_;
-    g.kind = vectors_along_channels(p, target_) ? Kind::channel_vectors : Kind::length_vectors;
+    g.kind = best_kind(p, target_);
     g.length = p.length;
     g.out_length = p.out_length();
     g.kernel_size = K;
@@ -127,11 +141,13 @@ class DirectExecutor final : public detail::Executor {
       g.reach = g.taps_share_rows ? p.stride * ceil_div(g.row_length, lanes) * lanes
                                   : (K - 1) * p.dilation + p.stride * vector_width;
     } else {
-      g.block_channels = vector_width;
-      g.tile_positions = target_.rows;
+      const bool sums = g.kind == Kind::reduction_vectors;
+      g.block_channels = sums ? target_.sum_rows : vector_width;
+      g.tile_positions = sums ? target_.sum_positions : target_.rows;
+      g.vector_channels = ceil_div(g.in_channels_per_group, lanes) * lanes;
       // Staged positions a power-of-two bytes apart would put a tile's
-      // broadcast rows in the same L1 sets.
-      g.position_pitch = g.in_channels_per_group;
+      // rows in the same L1 sets.
+      g.position_pitch = sums ? g.vector_channels : g.in_channels_per_group;
       if (g.position_pitch * element % 1024 == 0) g.position_pitch += line;
     }
     g.co_blocks_per_group = ceil_div(g.out_channels_per_group, g.block_channels);
@@ -152,6 +168,15 @@ class DirectExecutor final : public detail::Executor {
         }
       }
       g.vector_offsets = offsets_.data();
+    } else if (g.kind == Kind::reduction_vectors) {
+      // Chunks of whole vectors of channels whose weights for one tile fill
+      // up to a third of L1, the rest left to the staged positions streaming
+      // past them.
+      const int64_t budget = core::l1_data_bytes() / 3 / (g.block_channels * K * element);
+      const int64_t fit = std::max<int64_t>(1, budget / lanes);
+      const int64_t vectors = g.vector_channels / lanes;
+      g.chunk_channels = ceil_div(vectors, ceil_div(vectors, fit)) * lanes;
+      g.chunk = g.chunk_channels * K;
     } else {
       // Equal chunks: a reduction of 1536 at a 128-step budget is 12 x 128.
       const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (vector_width * element));
@@ -222,6 +247,7 @@ class DirectExecutor final : public detail::Executor {
   // each tap a step); r = k*C_in/G + ci for channel_vectors (consecutive steps read
   // consecutive channels of one staged position). Channels past the group's
   // last are zero, and so is a missing bias: the first chunk always adds one.
+  // reduction_vectors: [group][co][k][ci] (see visit_packed).
   // Packs in place unless another executor shares the packed weights.
   template <class T>
   void pack(const T* weight, const T* bias, std::shared_ptr<Packed<T>>& shared) const {
@@ -229,8 +255,10 @@ class DirectExecutor final : public detail::Executor {
     const Geometry& g = geometry_;
     if (!shared || shared.use_count() > 1) shared = std::make_shared<Packed<T>>();
     Packed<T>& packed = *shared;
+    const int64_t per_channel =
+        g.kind == Kind::reduction_vectors ? p.kernel_size * g.vector_channels : g.reduction;
     const auto size =
-        static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels * g.reduction);
+        static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels * per_channel);
     if (!packed.weight) packed.weight = core::make_large_array<T>(size);
     packed.bias.assign(static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels),
                        T(0));
@@ -268,9 +296,28 @@ class DirectExecutor final : public detail::Executor {
     const int64_t cin = g.in_channels_per_group;
     // channel_vectors: source offset of reduction step r = k*C_in/G + ci
     // within one output channel's weights (length_vectors: r itself).
+    P* to = packed;
+    if (g.kind == Kind::reduction_vectors) {
+      // [group][co_block * block][k][vector_channels], zeros past the
+      // group's channels.
+      for (int64_t group = 0; group < p.groups; ++group) {
+        const int64_t first = group * g.out_channels_per_group;
+        for (int64_t c = 0; c < g.co_blocks_per_group * block; ++c) {
+          for (int64_t k = 0; k < K; ++k) {
+            for (int64_t ci = 0; ci < g.vector_channels; ++ci, ++to) {
+              if (c < g.out_channels_per_group && ci < cin) {
+                visit(*to, (first + c) * reduction + ci * K + k);
+              } else {
+                pad(*to);
+              }
+            }
+          }
+        }
+      }
+      return;
+    }
     std::vector<int64_t> source(static_cast<size_t>(reduction));
     for (int64_t r = 0; r < reduction; ++r) source[r] = (r % cin) * K + r / cin;
-    P* to = packed;
     for (int64_t group = 0; group < p.groups; ++group) {
       const int64_t first = group * g.out_channels_per_group;
       for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
@@ -325,7 +372,7 @@ class DirectExecutor final : public detail::Executor {
     // (OpenMP's static schedule gives each thread a contiguous run): 13
     // tasks on 2 threads left one idle ~20% of the time.
     int64_t max_tiles = kLengthTilesPerTask;
-    if (g.kind == Kind::channel_vectors) {
+    if (g.kind != Kind::length_vectors) {
       const int64_t staged = kTaskStageBytes / (g.position_pitch * element);
       const int64_t positions = (staged - (g.kernel_size - 1) * g.dilation - 1) / g.stride + 1;
       max_tiles = std::clamp<int64_t>(positions / tile, 1, 256 / tile);
@@ -402,9 +449,7 @@ namespace {
 // reductions, the loads and stores of accumulators (~60 cycles a tile
 // against ~12 cycles per step). Fitted to 209 layers (rms of the log ratio
 // 0.10): outputs stream at ~40 GB/s.
-// by_length: the tiles' vectors along the length (else along the output
-// channels).
-double seconds_with(const Problem& p, const Target& target, bool by_length) {
+double seconds_with(const Problem& p, const Target& target, Kind kind) {
   const auto lanes =
       static_cast<double>(p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64);
   // Two FMA pipes x lanes x 2 flops at ~3.4 GHz.
@@ -414,36 +459,57 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
   const auto use = [](double count, double block) {
     return count / (std::ceil(count / block) * block);
   };
+  // A tile of fewer than 8 accumulators leaves the two FMA pipes (4 cycles
+  // latency) idle part of the time (reduction vectors: fitted 12, as their
+  // weights are loaded once per FMA).
+  const auto latency_use = [](double accumulators, double needed = 8) {
+    return std::min(1.0, accumulators / needed);
+  };
   const auto out_channels = static_cast<double>(p.out_channels_per_group());
   const auto out_length = static_cast<double>(p.out_length());
-  // Length vectors: a row shorter than a tile is charged the whole tile;
-  // its cost is more than the lanes it leaves empty, as all weights stream
-  // past every tile (768 -> 768 channels at 25 outputs per row: 1.4x slower
-  // than channel vectors). Channel vectors: partial tiles run as smaller
-  // tiles, no work on lanes past the data, but a tile of fewer than 8
-  // accumulators leaves the two FMA pipes (4 cycles latency) idle part of
-  // the time: 16 output channels run 6 x 1 tiles.
-  const double tile_use =
-      by_length ? use(out_channels, rows) * use(out_length, vectors * lanes)
-                : use(out_channels, lanes) * use(out_length, rows) *
-                      std::min(1.0, std::min(rows, out_length) *
-                                        std::min(vectors, std::ceil(out_channels / lanes)) / 8);
-  const double steps =
-      static_cast<double>(std::min<int64_t>(p.in_channels_per_group() * p.kernel_size, 128));
-  const double step_use = steps * 12 / (steps * 12 + 60);
+  const auto in_channels = static_cast<double>(p.in_channels_per_group());
+  const auto taps = static_cast<double>(p.kernel_size);
+  double tile_use = 1;
+  double step_use = 1;
+  if (kind == Kind::reduction_vectors) {
+    // Lanes past the group's input channels are zeros; each output's
+    // vector is summed across its lanes at the end (fitted: as much as 24
+    // steps of a tile).
+    const double steps = taps * std::ceil(in_channels / lanes);
+    tile_use = use(in_channels, lanes) *
+               latency_use(std::min<double>(target.sum_rows, out_channels) *
+                               std::min<double>(target.sum_positions, out_length),
+                           12);
+    step_use = steps / (steps + 24);
+  } else {
+    // Length vectors: a row shorter than a tile is charged the whole tile;
+    // its cost is more than the lanes it leaves empty, as all weights
+    // stream past every tile (768 -> 768 channels at 25 outputs per row:
+    // 1.4x slower than channel vectors). Channel vectors: partial tiles run
+    // as smaller tiles, no work on lanes past the data, but 16 output
+    // channels run 6 x 1 tiles.
+    tile_use = kind == Kind::length_vectors
+                   ? use(out_channels, rows) * use(out_length, vectors * lanes)
+                   : use(out_channels, lanes) * use(out_length, rows) *
+                         latency_use(std::min(rows, out_length) *
+                                     std::min(vectors, std::ceil(out_channels / lanes)));
+    const double steps = std::min(in_channels * taps, 128.0);
+    step_use = steps * 12 / (steps * 12 + 60);
+  }
   double compute = p.flops() / (peak * tile_use * step_use);
   // Groups of one to three input channels: each tile's few steps pay for
   // staging their rows and for loading and storing the accumulators. ~2x
   // the estimate above with a tile's rows of output channels per group
   // (depth multipliers of 8 to 64); 4x or more with fewer, whose tiles
   // are mostly that overhead (depthwise at stride 3 to 5: 4-9x).
-  if (p.groups > 1 && p.in_channels_per_group() < 4) {
-    compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
-  }
+  const bool narrow_groups =
+      kind != Kind::reduction_vectors && p.groups > 1 && p.in_channels_per_group() < 4;
+  if (narrow_groups) compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
   // Staging, per element of the input (and of the output where it is
   // copied out): NCL rows de-interleaved into stride phases, ~0.1 ns with
   // vector loads (strides 1-4), ~0.5 ns element by element beyond; NCL
-  // data in channel vectors, transposed in registers, ~0.1 ns; channels-
+  // data position-major, transposed in registers, ~0.1 ns in channel
+  // vectors (in and out), ~0.05 in reduction vectors (in only); channels-
   // last data in length vectors, gathered element by element, ~0.6 ns.
   const auto batch = static_cast<double>(p.batch);
   const double inputs = batch * static_cast<double>(p.in_channels * p.length);
@@ -454,11 +520,14 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
   double staging = 0;
   if (p.layout == Layout::nlc) {
-    if (by_length) staging = (inputs + outputs) * 0.6e-9;
-  } else if (by_length) {
-    staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
-  } else {
+    if (kind == Kind::length_vectors) staging = (inputs + outputs) * 0.6e-9;
+  } else if (kind == Kind::length_vectors) {
+    // (Narrow groups: in the factor above.)
+    if (!narrow_groups) staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
+  } else if (kind == Kind::channel_vectors) {
     staging = (inputs + outputs) * 0.1e-9;
+  } else if (kind == Kind::reduction_vectors) {
+    staging = inputs * 0.05e-9;
   }
   return std::max(compute, bytes / 40e9) + staging + 2e-6;
 }
@@ -467,7 +536,7 @@ double seconds_with(const Problem& p, const Target& target, bool by_length) {
 
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::direct::chosen_target();
-  return seconds_with(p, target, !vectors_along_channels(p, target));
+  return seconds_with(p, target, best_kind(p, target));
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {

@@ -17,10 +17,16 @@
 //   phase row (k*dilation) % stride read from element (k*dilation) / stride
 //   on: stride and dilation are address arithmetic (a table of per-step
 //   offsets), and the copy is O(channels x span), not O(chunk x tile).
-// - channel_vectors (NLC output): rows = positions, vectors along the output
-//   channels. The task's input span is staged once, position-major with
-//   padding applied ([position][channel]), and broadcast from there; the
-//   weights (r = k*C_in/G + ci) are the vector operand.
+// - channel_vectors (NLC output, or NCL with short rows or strides past 4):
+//   rows = positions, vectors along the output channels. The task's input
+//   span is staged once, position-major with padding applied
+//   ([position][channel]), and broadcast from there; the weights
+//   (r = k*C_in/G + ci) are the vector operand.
+// - reduction_vectors (few output channels per group): no broadcasts; each
+//   accumulator is a vector along the input channels of one output (channel,
+//   position), summed across its lanes at the end. Staged as for
+//   channel_vectors, with zeros up to a whole vector of channels; weights
+//   [co][k][ci] with the same zeros.
 #pragma once
 
 #include <conv1d/conv1d.hpp>
@@ -31,7 +37,7 @@
 
 namespace conv1d::kernels::direct {
 
-enum class Kind { length_vectors, channel_vectors };
+enum class Kind { length_vectors, channel_vectors, reduction_vectors };
 
 // Plan-time constants shared by every task; sizes in elements.
 struct Geometry {
@@ -74,11 +80,15 @@ struct Geometry {
   int64_t chunk_channels = 0;
   const int64_t* vector_offsets = nullptr;  // [chunk]
 
-  // channel_vectors: elements per staged position, and the offset of
-  // reduction step r = k*C_in/G + ci from a position's first element:
-  // k*dilation*position_pitch + ci.
+  // channel_vectors and reduction_vectors: elements per staged position.
+  // channel_vectors: the offset of reduction step r = k*C_in/G + ci from a
+  // position's first element: k*dilation*position_pitch + ci.
+  // reduction_vectors: input channels per group rounded up to whole
+  // vectors (<= position_pitch); block_channels and tile_positions are the
+  // tile's output channels and positions.
   int64_t position_pitch = 0;
   const int64_t* offsets = nullptr;  // [reduction]
+  int64_t vector_channels = 0;
 };
 
 // One task: output channels [co_begin, co_end) of group `group` (relative to
@@ -99,7 +109,8 @@ struct Args {
   TensorRef<const T> input;
   TensorRef<T> output;
   // [group][chunk][co_block][r in chunk][block_channels], channels past
-  // out_channels_per_group zero; 64-byte aligned.
+  // out_channels_per_group zero; reduction_vectors: [group][co_block *
+  // block_channels][k][vector_channels]; 64-byte aligned.
   const T* weight = nullptr;
   // [group][co_blocks_per_group * block_channels], zeros for a layer
   // without bias and past out_channels_per_group.
@@ -131,7 +142,7 @@ inline size_t task_stage_bytes(const Geometry& g, int64_t positions, size_t elem
                      element_size);
 }
 inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, size_t element_size) {
-  if (g.kind == Kind::channel_vectors) return task_stage_bytes(g, task_positions, element_size);
+  if (g.kind != Kind::length_vectors) return task_stage_bytes(g, task_positions, element_size);
   return stage_bytes(g, element_size) + index_bytes(g) + span_bytes(g, element_size);
 }
 
@@ -143,8 +154,10 @@ inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, siz
 // its partial sums in a tile of its own; the last reduction chunk stores
 // to a contiguous output directly (no loads follow those stores), and a
 // strided output gets the tile copied out at the end.
+// reduction_vectors stores each output once, at any strides.
 template <class T>
 bool in_place(const Geometry& g, const TensorRef<T>& output) {
+  if (g.kind == Kind::reduction_vectors) return true;
   if (g.kind == Kind::channel_vectors) return output.channel_stride == 1;
   if (output.length_stride != 1) return false;
   if (g.reduction <= g.chunk) return true;
@@ -171,6 +184,9 @@ inline size_t tile_bytes(const Geometry& g, int64_t positions, int64_t channels,
 struct Target {
   int rows = 1;     // tile rows: output channels or positions
   int vectors = 1;  // SIMD vectors per tile row
+  // reduction_vectors tiles: output channels x positions.
+  int sum_rows = 1;
+  int sum_positions = 1;
   int lanes_f32 = 1;
   int lanes_f64 = 1;
   // Runs one task; scratch as described above, 64-byte aligned.

@@ -373,22 +373,44 @@ void StagePositions(const Geometry& g, const TensorRef<const T>& input, int64_t 
   }
   for (int64_t p = 0; p < inside_begin; ++p) stage_position(p, 0);
   const int64_t whole_channels = channels / N * N;
-  int64_t p = inside_begin;
-  for (; p + N <= inside_end; p += N) {
-    for (int64_t c = 0; c < whole_channels; c += N) {
+  // Channels outer: N input rows stream in order (all channels at once
+  // would be hundreds of streams, too many for the hardware prefetchers:
+  // 2x slower from L3). The last, partial block of positions goes through
+  // a zero-filled copy (never reading past the input's rows).
+  for (int64_t c = 0; c < whole_channels; c += N) {
+    const T* HWY_RESTRICT rows = src + c * input.channel_stride + base;
+    for (int64_t p = inside_begin; p < inside_end; p += N) {
+      const int64_t valid = std::min(N, inside_end - p);
       hn::Vec<decltype(d)> block[N];
-      for (int64_t i = 0; i < N; ++i) {
-        block[i] = hn::LoadU(d, src + (c + i) * input.channel_stride + base + p);
+      if (valid == N) {
+        for (int64_t i = 0; i < N; ++i)
+          block[i] = hn::LoadU(d, rows + i * input.channel_stride + p);
+      } else {
+        HWY_ALIGN T part[N * N] = {};
+        for (int64_t i = 0; i < N; ++i) {
+          std::memcpy(part + i * N, rows + i * input.channel_stride + p,
+                      static_cast<size_t>(valid) * sizeof(T));
+        }
+        for (int64_t i = 0; i < N; ++i) block[i] = hn::Load(d, part + i * N);
       }
       Transpose(d, block);
-      for (int64_t i = 0; i < N; ++i)
+      for (int64_t i = 0; i < valid; ++i) {
         hn::StoreU(block[i], d, stage + (p + i) * g.position_pitch + c);
-    }
-    if (whole_channels < channels) {
-      for (int64_t i = 0; i < N; ++i) stage_position(p + i, whole_channels);
+      }
     }
   }
-  for (; p < positions; ++p) stage_position(p, 0);
+  if (whole_channels < channels) {
+    for (int64_t p = inside_begin; p < inside_end; ++p) stage_position(p, whole_channels);
+  }
+  for (int64_t p = inside_end; p < positions; ++p) stage_position(p, 0);
+  // reduction_vectors: the channels past the last up to a whole vector are
+  // zeros (their weights are zeros too, and 0 x NaN would not be).
+  if (g.kind == Kind::reduction_vectors && g.vector_channels > channels) {
+    for (int64_t q = 0; q < positions; ++q) {
+      std::fill(stage + q * g.position_pitch + channels,
+                stage + q * g.position_pitch + g.vector_channels, T(0));
+    }
+  }
 }
 
 // Output tile [position][channel] (rows `channels` apart) -> an output not
@@ -482,12 +504,141 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
                   output.channel_stride, output.length_stride);
 }
 
+// reduction_vectors: register tiles of kSumRows output channels x
+// kSumPositions positions, each accumulator a vector along the input
+// channels of one tap, summed across its lanes at the end. Per step (a tap
+// and a vector of channels) kSumRows weight loads and kSumPositions input
+// loads feed kSumRows x kSumPositions FMAs.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// 24 accumulators + 3 inputs + 1 weight of 32 zmm.
+constexpr size_t kSumRows = 8;
+constexpr size_t kSumPositions = 3;
+#else
+// 16 registers (and the portable targets): 9 + 3 + 1.
+constexpr size_t kSumRows = 3;
+constexpr size_t kSumPositions = 3;
+#endif
+
+template <class T>
+struct SumTileArgs {
+  // Row m at weight + m * weight_pitch, tap k weight_tap_pitch further.
+  const T* weight;
+  size_t weight_pitch;
+  size_t weight_tap_pitch;
+  const T* input;        // the staged position of the tile's first output, tap 0
+  size_t position_step;  // elements between the staged rows of consecutive outputs
+  size_t tap_step;       // ... of consecutive taps
+  size_t taps;
+  size_t vectors;  // vectors of channels per tap (>= 1)
+  const T* bias;   // [M]
+  T* out;
+  ptrdiff_t out_channel_stride;
+  ptrdiff_t out_length_stride;
+};
+
+// out[m][p] = (Accumulate ? out[m][p] : bias[m]) + the sum over taps and
+// lanes of weight[m] * input[p]. The order of the sum is the same for every
+// tile shape and position, so results do not depend on the tiling or the
+// thread count.
+template <size_t M, size_t P, bool Accumulate, class T>
+void SumTile(const SumTileArgs<T>& a) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t lanes = hn::Lanes(d);
+  V acc[M][P];
+  for (size_t m = 0; m < M; ++m) {
+    for (size_t p = 0; p < P; ++p) acc[m][p] = hn::Zero(d);
+  }
+  const size_t row_length = a.vectors * lanes;
+  for (size_t k = 0; k < a.taps; ++k) {
+    const T* HWY_RESTRICT x = a.input + k * a.tap_step;
+    const T* HWY_RESTRICT w = a.weight + k * a.weight_tap_pitch;
+    for (size_t i = 0; i < row_length; i += lanes) {
+      V xs[P];
+      for (size_t p = 0; p < P; ++p) xs[p] = hn::Load(d, x + p * a.position_step + i);
+      for (size_t m = 0; m < M; ++m) {
+        const V wv = hn::Load(d, w + m * a.weight_pitch + i);
+        for (size_t p = 0; p < P; ++p) acc[m][p] = hn::MulAdd(wv, xs[p], acc[m][p]);
+      }
+    }
+  }
+  T* HWY_RESTRICT out = a.out;
+  for (size_t m = 0; m < M; ++m) {
+    for (size_t p = 0; p < P; ++p) {
+      T& to = out[static_cast<ptrdiff_t>(m) * a.out_channel_stride +
+                  static_cast<ptrdiff_t>(p) * a.out_length_stride];
+      to = (Accumulate ? to : a.bias[m]) + hn::GetLane(hn::SumOfLanes(d, acc[m][p]));
+    }
+  }
+}
+
+template <class T>
+using SumTileFn = void (*)(const SumTileArgs<T>&);
+template <class T, bool Accumulate, size_t... I>
+constexpr std::array<SumTileFn<T>, sizeof...(I)> MakeSumTiles(std::index_sequence<I...>) {
+  return {&SumTile<I / kSumPositions + 1, I % kSumPositions + 1, Accumulate, T>...};
+}
+// kSumTiles<T, Accumulate>[(M - 1) * kSumPositions + (P - 1)]: every tail
+// shape.
+template <class T, bool Accumulate>
+constexpr std::array<SumTileFn<T>, kSumRows * kSumPositions> kSumTiles =
+    MakeSumTiles<T, Accumulate>(std::make_index_sequence<kSumRows * kSumPositions>());
+
+template <class T>
+void RunReductionVectors(const Args<T>& args, const Task& task, void* scratch) {
+  const Geometry& g = *args.geometry;
+  const int64_t positions = task.l_end - task.l_begin;
+  T* stage = static_cast<T*>(scratch);
+  const int64_t first_in = task.group * g.in_channels_per_group;
+  StagePositions(g, args.input, task.n, first_in, task.l_begin * g.stride - g.pad_left,
+                 task_span(g, positions), stage);
+
+  const TensorRef<T>& output = args.output;
+  const int64_t first_out = task.group * g.out_channels_per_group;
+  const int64_t rows = g.block_channels;
+  const int64_t cols = g.tile_positions;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
+  const int64_t row_length = g.kernel_size * g.vector_channels;
+  SumTileArgs<T> a{};
+  a.weight_pitch = static_cast<size_t>(row_length);
+  a.weight_tap_pitch = static_cast<size_t>(g.vector_channels);
+  a.position_step = static_cast<size_t>(g.stride * g.position_pitch);
+  a.tap_step = static_cast<size_t>(g.dilation * g.position_pitch);
+  a.taps = static_cast<size_t>(g.kernel_size);
+  a.out_channel_stride = output.channel_stride;
+  a.out_length_stride = output.length_stride;
+  const int64_t group_row = task.group * g.co_blocks_per_group * rows;
+  // Chunks of channels whose weights stay in L1 while the staged positions
+  // stream past them; later chunks add to the outputs of the first.
+  for (int64_t c0 = 0; c0 < g.vector_channels; c0 += g.chunk_channels) {
+    const int64_t channels = std::min(g.chunk_channels, g.vector_channels - c0);
+    a.vectors = static_cast<size_t>(channels / lanes);
+    const auto& tiles = c0 == 0 ? kSumTiles<T, false> : kSumTiles<T, true>;
+    for (int64_t co = task.co_begin; co < task.co_end; co += rows) {
+      const int64_t m = std::min(rows, task.co_end - co);
+      a.weight = args.weight + (group_row + co) * row_length + c0;
+      a.bias = args.bias + group_row + co;
+      T* const out_row =
+          output.data + task.n * output.batch_stride + (first_out + co) * output.channel_stride;
+      for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += cols) {
+        const int64_t p = std::min(cols, task.l_end - l0);
+        a.input = stage + (l0 - task.l_begin) * g.stride * g.position_pitch + c0;
+        a.out = out_row + l0 * output.length_stride;
+        tiles[static_cast<size_t>((m - 1) * cols + p - 1)](a);
+      }
+    }
+  }
+}
+
 template <class T>
 void RunTask(const Args<T>& args, const Task& task, void* scratch) {
-  if (args.geometry->kind == Kind::length_vectors) {
-    RunLengthVectors(args, task, scratch);
-  } else {
-    RunChannelVectors(args, task, scratch);
+  switch (args.geometry->kind) {
+    case Kind::length_vectors:
+      return RunLengthVectors(args, task, scratch);
+    case Kind::channel_vectors:
+      return RunChannelVectors(args, task, scratch);
+    case Kind::reduction_vectors:
+      return RunReductionVectors(args, task, scratch);
   }
 }
 
@@ -501,6 +652,8 @@ void RunTaskF64(const Args<double>& args, const Task& task, void* scratch) {
 const Target* GetTarget() {
   static const Target target{static_cast<int>(kRows),
                              static_cast<int>(kVectors),
+                             static_cast<int>(kSumRows),
+                             static_cast<int>(kSumPositions),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<double>())),
                              &RunTaskF32,
