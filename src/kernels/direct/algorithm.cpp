@@ -51,6 +51,15 @@ constexpr int64_t kTaskStageBytes = 512 * 1024;
 
 using core::ceil_div;
 
+// Channel and reduction vectors: the output positions per task whose input
+// span, position_bytes a position, fits kTaskStageBytes, in whole tiles of
+// `tile` positions (at least one, at most 256 positions).
+int64_t staged_task_positions(const Problem& p, int64_t position_bytes, int64_t tile) {
+  const int64_t staged = kTaskStageBytes / position_bytes;
+  const int64_t positions = (staged - (p.kernel_size - 1) * p.dilation - 1) / p.stride + 1;
+  return std::clamp<int64_t>(positions / tile, 1, 256 / tile) * tile;
+}
+
 double seconds_with(const Problem& p, const Target& target, Kind kind);
 
 // The tile kind the model rates fastest; another kind than length vectors
@@ -373,9 +382,7 @@ class DirectExecutor final : public detail::Executor {
     // tasks on 2 threads left one idle ~20% of the time.
     int64_t max_tiles = kLengthTilesPerTask;
     if (g.kind != Kind::length_vectors) {
-      const int64_t staged = kTaskStageBytes / (g.position_pitch * element);
-      const int64_t positions = (staged - (g.kernel_size - 1) * g.dilation - 1) / g.stride + 1;
-      max_tiles = std::clamp<int64_t>(positions / tile, 1, 256 / tile);
+      max_tiles = staged_task_positions(p, g.position_pitch * element, tile) / tile;
     }
     int64_t l_parts = ceil_div(l_tiles, max_tiles);
     int64_t co_parts = 1;
@@ -510,7 +517,8 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   // vector loads (strides 1-4), ~0.5 ns element by element beyond; NCL
   // data position-major, transposed in registers, ~0.1 ns in channel
   // vectors (in and out), ~0.05 in reduction vectors (in only); channels-
-  // last data in length vectors, gathered element by element, ~0.6 ns.
+  // last data in length vectors, gathered element by element, ~0.6 ns;
+  // channels-last data position-major, copied, ~0.02 ns.
   const auto batch = static_cast<double>(p.batch);
   const double inputs = batch * static_cast<double>(p.in_channels * p.length);
   const double outputs = batch * static_cast<double>(p.out_channels) * out_length;
@@ -518,16 +526,31 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       static_cast<double>(dtype_size(p.dtype)) *
       (inputs + outputs +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
+  // Position-major staging copies each task's input span: with a wide
+  // dilation most of it is shared with the neighbouring tasks (K = 31 at
+  // dilation 16 stages 483 positions per 3 outputs).
+  double staged = inputs;
+  if (kind != Kind::length_vectors) {
+    const double pitch =
+        kind == Kind::channel_vectors ? in_channels : std::ceil(in_channels / lanes) * lanes;
+    const double tile = kind == Kind::channel_vectors ? rows : target.sum_positions;
+    const auto positions = static_cast<double>(staged_task_positions(
+        p, static_cast<int64_t>(pitch) * dtype_size(p.dtype), static_cast<int64_t>(tile)));
+    const double tasks = std::ceil(out_length / positions);
+    const double span = (std::min(positions, out_length) - 1) * static_cast<double>(p.stride) +
+                        (taps - 1) * static_cast<double>(p.dilation) + 1;
+    staged = batch * static_cast<double>(p.in_channels) * tasks * span;
+  }
   double staging = 0;
   if (p.layout == Layout::nlc) {
-    if (kind == Kind::length_vectors) staging = (inputs + outputs) * 0.6e-9;
+    staging = kind == Kind::length_vectors ? (inputs + outputs) * 0.6e-9 : staged * 0.02e-9;
   } else if (kind == Kind::length_vectors) {
     // (Narrow groups: in the factor above.)
     if (!narrow_groups) staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
   } else if (kind == Kind::channel_vectors) {
-    staging = (inputs + outputs) * 0.1e-9;
-  } else if (kind == Kind::reduction_vectors) {
-    staging = inputs * 0.05e-9;
+    staging = (staged + outputs) * 0.1e-9;
+  } else {
+    staging = staged * 0.05e-9;
   }
   return std::max(compute, bytes / 40e9) + staging + 2e-6;
 }
