@@ -85,18 +85,14 @@ double seconds_with(const Problem& p, const Target& target, Kind kind);
 // faster kind in geometric mean (length vectors alone: 1.6x slower).
 Kind best_kind(const Problem& p, const Target& target) {
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
-  Kind kind = Kind::length_vectors;
-  double best = seconds_with(p, target, kind);
-  if (p.out_channels_per_group() >= lanes) {
-    if (p.layout == Layout::nlc) return Kind::channel_vectors;
-    const double channels = seconds_with(p, target, Kind::channel_vectors);
-    if (channels * 1.1 < best) return Kind::channel_vectors;
-    return kind;
+  if (p.out_channels_per_group() >= lanes && p.layout == Layout::nlc) {
+    return Kind::channel_vectors;
   }
-  if (seconds_with(p, target, Kind::reduction_vectors) * 1.3 < best) {
-    kind = Kind::reduction_vectors;
-  }
-  return kind;
+  const double by_length = seconds_with(p, target, Kind::length_vectors);
+  const Kind other =
+      p.out_channels_per_group() >= lanes ? Kind::channel_vectors : Kind::reduction_vectors;
+  const double margin = other == Kind::channel_vectors ? 1.1 : 1.3;
+  return seconds_with(p, target, other) * margin < by_length ? other : Kind::length_vectors;
 }
 
 template <class T>
@@ -306,8 +302,6 @@ class DirectExecutor final : public detail::Executor {
     const int64_t reduction = g.reduction;
     const int64_t K = p.kernel_size;
     const int64_t cin = g.in_channels_per_group;
-    // channel_vectors: source offset of reduction step r = k*C_in/G + ci
-    // within one output channel's weights (length_vectors: r itself).
     P* to = packed;
     if (g.kind == Kind::reduction_vectors) {
       // [group][co_block * block][k][vector_channels], zeros past the
@@ -328,6 +322,8 @@ class DirectExecutor final : public detail::Executor {
       }
       return;
     }
+    // channel_vectors: source offset of reduction step r = k*C_in/G + ci
+    // within one output channel's weights (length_vectors: r itself).
     std::vector<int64_t> source(static_cast<size_t>(reduction));
     for (int64_t r = 0; r < reduction; ++r) source[r] = (r % cin) * K + r / cin;
     for (int64_t group = 0; group < p.groups; ++group) {
