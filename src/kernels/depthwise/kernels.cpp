@@ -16,6 +16,7 @@
 #include "core/isa.hpp"
 #include "core/padding.hpp"
 #include "kernels/common/phases-inl.h"
+#include "kernels/common/registers-inl.h"
 #include "kernels/common/transpose-inl.h"
 #include "kernels/depthwise/depthwise.hpp"
 #include "kernels/depthwise/wide_row_block_x86.h"
@@ -25,6 +26,7 @@ namespace conv1d::kernels::depthwise {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
+using ::conv1d::kernels::common::HWY_NAMESPACE::KeepInRegister;
 using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
 
 template <class D>
@@ -630,19 +632,6 @@ HWY_INLINE void RowDispatch(D d, const T* const* taps, const T* weight, int64_t 
     if (tap_count == static_cast<int64_t>(NT)) return RowFixed<NT>(d, taps, weight, bias, y, count);
     RowDispatch<NT - 1>(d, taps, weight, tap_count, bias, y, count);
   }
-}
-
-// GCC otherwise folds a load shared by two FMAs into both of them as a
-// memory operand: twice the cache-line-split loads this kernel is bound by.
-template <class V>
-HWY_INLINE void KeepInRegister(V& v) {
-// (EMU128 and SCALAR vectors are structs, not registers.)
-#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG) && HWY_TARGET != HWY_EMU128 && \
-    HWY_TARGET != HWY_SCALAR
-  asm("" : "+v"(v.raw));
-#else
-  (void)v;
-#endif
 }
 
 // Stride = dilation = 1: taps k and k + N read the same input vector one

@@ -79,10 +79,10 @@ double seconds_with(const Problem& p, const Target& target, Kind kind);
 // by element (1.3-1.6x).
 // Layers with fewer output channels per group than a vector's lanes may
 // sum vectors along the input channels instead (reduction_vectors), if the
-// model rates them a third faster than length vectors: it reads them 1.3-
-// 1.9x optimistic on some layers (K = 1 at stride 2, 4 outputs per group of
-// 96 channels). On 119 such layers that margin picks within 4% of the
-// faster kind in geometric mean (length vectors alone: 1.6x slower).
+// model rates them a third faster than length vectors: it reads them up to
+// 2x optimistic on some layers (one or two outputs at K = 31, stride 2; K =
+// 1 at strides 4-6). On 119 such layers that margin picks within 3% of the
+// faster kind in geometric mean (length vectors alone: 1.5x slower).
 Kind best_kind(const Problem& p, const Target& target) {
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   if (p.out_channels_per_group() >= lanes && p.layout == Layout::nlc) {
@@ -466,11 +466,8 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
     return count / (std::ceil(count / block) * block);
   };
   // A tile of fewer than 8 accumulators leaves the two FMA pipes (4 cycles
-  // latency) idle part of the time (reduction vectors: fitted 12, as their
-  // weights are loaded once per FMA).
-  const auto latency_use = [](double accumulators, double needed = 8) {
-    return std::min(1.0, accumulators / needed);
-  };
+  // latency) idle part of the time.
+  const auto latency_use = [](double accumulators) { return std::min(1.0, accumulators / 8); };
   const auto out_channels = static_cast<double>(p.out_channels_per_group());
   const auto out_length = static_cast<double>(p.out_length());
   const auto in_channels = static_cast<double>(p.in_channels_per_group());
@@ -482,10 +479,9 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
     // vector is summed across its lanes at the end (fitted: as much as 24
     // steps of a tile).
     const double steps = taps * std::ceil(in_channels / lanes);
-    tile_use = use(in_channels, lanes) *
-               latency_use(std::min<double>(target.sum_rows, out_channels) *
-                               std::min<double>(target.sum_positions, out_length),
-                           12);
+    tile_use =
+        use(in_channels, lanes) * latency_use(std::min<double>(target.sum_rows, out_channels) *
+                                              std::min<double>(target.sum_positions, out_length));
     step_use = steps / (steps + 24);
   } else {
     // Length vectors: a row shorter than a tile is charged the whole tile;

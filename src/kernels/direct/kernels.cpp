@@ -15,6 +15,7 @@
 
 #include "core/padding.hpp"
 #include "kernels/common/phases-inl.h"
+#include "kernels/common/registers-inl.h"
 #include "kernels/common/transpose-inl.h"
 #include "kernels/direct/direct.hpp"
 #include "kernels/gemm/tile-inl.h"
@@ -26,6 +27,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
 using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
+using ::conv1d::kernels::common::HWY_NAMESPACE::KeepInRegister;
 using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
 using tile::kRows;
 using tile::kVectors;
@@ -557,7 +559,8 @@ void SumTile(const SumTileArgs<T>& a) {
       V xs[P];
       for (size_t p = 0; p < P; ++p) xs[p] = hn::Load(d, x + p * a.position_step + i);
       for (size_t m = 0; m < M; ++m) {
-        const V wv = hn::Load(d, w + m * a.weight_pitch + i);
+        V wv = hn::Load(d, w + m * a.weight_pitch + i);
+        KeepInRegister(wv);  // one load for P FMAs
         for (size_t p = 0; p < P; ++p) acc[m][p] = hn::MulAdd(wv, xs[p], acc[m][p]);
       }
     }
