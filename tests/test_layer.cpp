@@ -144,16 +144,17 @@ TEST(Conv1dLayer, WeightChangesReachCachedPlans) {
   EXPECT_EQ(y.value(1), 420.5);
 }
 
-// Runs a (16 -> 24, f64) layer on a batch of 2 at `length` against the
-// reference with the layer's current weights; returns the plan it used.
+// Runs an f64 layer with 'same' padding on a batch of 2 at `length` against
+// the reference with the layer's current weights; returns the plan it used.
 const Plan* expect_matches_reference(Conv1d& layer, const ConvParams& p, int64_t length) {
-  const Tensor x = random_tensor(DType::f64, {2, 16, length}, static_cast<uint64_t>(length));
+  const int64_t in = p.in_channels, out = p.out_channels;
+  const Tensor x = random_tensor(DType::f64, {2, in, length}, static_cast<uint64_t>(length));
   const Tensor y = layer.forward(x);
-  Tensor expected(DType::f64, {2, 24, length});
+  Tensor expected(DType::f64, {2, out, length});
   reference::forward<double>(Problem::make(p, 2, length, DType::f64),
-                             TensorRef<const double>::contiguous(x.data<double>(), 2, 16, length),
+                             TensorRef<const double>::contiguous(x.data<double>(), 2, in, length),
                              layer.weight().data<double>(), layer.bias().data<double>(),
-                             TensorRef<double>::contiguous(expected.data<double>(), 2, 24, length),
+                             TensorRef<double>::contiguous(expected.data<double>(), 2, out, length),
                              1);
   double worst = 0;
   for (int64_t i = 0; i < y.numel(); ++i) {
