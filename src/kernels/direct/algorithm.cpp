@@ -99,6 +99,7 @@ template <class T>
 struct Packed {
   core::LargeArray<T> weight;
   std::vector<T> bias;
+  bool finite = true;  // no infinite or NaN weight
 };
 
 // What the order of the packed weights depends on besides the weights:
@@ -166,16 +167,21 @@ class DirectExecutor final : public detail::Executor {
       const int64_t fit = std::max<int64_t>(1, staged_budget_bytes() / channel_bytes);
       g.chunk_channels = ceil_div(cin, ceil_div(cin, fit));
       g.chunk = g.chunk_channels * K;
-      offsets_.resize(static_cast<size_t>(g.chunk));
-      for (int64_t ci = 0; ci < g.chunk_channels; ++ci) {
+      const auto tap_offsets = [&](int64_t channels, std::vector<int64_t>& offsets) {
+        offsets.resize(static_cast<size_t>(channels * K));
         for (int64_t k = 0; k < K; ++k) {
           const int64_t shift = k * p.dilation;
           const int64_t row = g.taps_share_rows ? shift % p.stride : k;
           const int64_t from = g.taps_share_rows ? shift / p.stride : 0;
-          offsets_[ci * K + k] = (ci * g.rows_per_channel + row) * g.row_pitch + from;
+          for (int64_t ci = 0; ci < channels; ++ci) {
+            offsets[k * channels + ci] = (ci * g.rows_per_channel + row) * g.row_pitch + from;
+          }
         }
-      }
+      };
+      tap_offsets(g.chunk_channels, offsets_);
+      tap_offsets(cin - (ceil_div(cin, g.chunk_channels) - 1) * g.chunk_channels, last_offsets_);
       g.vector_offsets = offsets_.data();
+      g.last_vector_offsets = last_offsets_.data();
     } else if (g.kind == Kind::reduction_vectors) {
       // Chunks of whole vectors of channels whose weights for one tile fill
       // up to a third of L1, the rest left to the staged positions streaming
@@ -239,22 +245,29 @@ class DirectExecutor final : public detail::Executor {
   }
 
   void forward(TensorRef<const float> input, TensorRef<float> output, int threads) const override {
-    run(Args<float>{&geometry_, input, output, f32_->weight.get(), f32_->bias.data()},
-        target_.run_f32, threads);
+    run(args_for(*f32_, input, output), target_.run_f32, threads);
   }
   void forward(TensorRef<const double> input, TensorRef<double> output,
                int threads) const override {
-    run(Args<double>{&geometry_, input, output, f64_->weight.get(), f64_->bias.data()},
-        target_.run_f64, threads);
+    run(args_for(*f64_, input, output), target_.run_f64, threads);
   }
 
  private:
+  template <class T>
+  Args<T> args_for(const Packed<T>& packed, TensorRef<const T> input, TensorRef<T> output) const {
+    Args<T> args{&geometry_, input, output, packed.weight.get(), packed.bias.data()};
+    args.skip_padding_taps = problem_.padding_mode == PaddingMode::zeros && packed.finite;
+    return args;
+  }
+
   // weight (C_out, C_in/G, K) -> [group][chunk][co_block][r in chunk]
   // [block_channels]: the order the tiles stream it in, one contiguous run
-  // per chunk. r = ci*K + k for length_vectors (a chunk is whole channels,
-  // each tap a step); r = k*C_in/G + ci for channel_vectors (consecutive steps read
-  // consecutive channels of one staged position). Channels past the group's
-  // last are zero, and so is a missing bias: the first chunk always adds one.
+  // per chunk. r = k*channels + ci for length_vectors (a chunk is whole
+  // channels, each tap a step; a tap's steps are consecutive, so that a
+  // tile can skip the taps that read only padding); r = k*C_in/G + ci for
+  // channel_vectors (consecutive steps read consecutive channels of one
+  // staged position). Channels past the group's last are zero, and so is a
+  // missing bias: the first chunk always adds one.
   // reduction_vectors: [group][co][k][ci] (see visit_packed).
   // Packs in place unless another executor shares the packed weights.
   template <class T>
@@ -270,9 +283,15 @@ class DirectExecutor final : public detail::Executor {
     if (!packed.weight) packed.weight = core::make_large_array<T>(size);
     packed.bias.assign(static_cast<size_t>(p.groups * g.co_blocks_per_group * g.block_channels),
                        T(0));
+    bool finite = true;
     visit_packed(
-        packed.weight.get(), [&](T& slot, int64_t source) { slot = weight[source]; },
+        packed.weight.get(),
+        [&](T& slot, int64_t source) {
+          slot = weight[source];
+          finite = finite && std::isfinite(slot);
+        },
         [](T& slot) { slot = T(0); });
+    packed.finite = finite;
     for_each_bias([&](int64_t packed_index, int64_t channel) {
       if (bias != nullptr) packed.bias[static_cast<size_t>(packed_index)] = bias[channel];
     });
@@ -322,10 +341,19 @@ class DirectExecutor final : public detail::Executor {
       }
       return;
     }
-    // channel_vectors: source offset of reduction step r = k*C_in/G + ci
-    // within one output channel's weights (length_vectors: r itself).
+    // Source offset of reduction step r within one output channel's
+    // weights: r = k*C_in/G + ci (channel_vectors), or r = r0 + k*channels
+    // + ci within the chunk from r0 (length_vectors).
     std::vector<int64_t> source(static_cast<size_t>(reduction));
-    for (int64_t r = 0; r < reduction; ++r) source[r] = (r % cin) * K + r / cin;
+    for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
+      const int64_t steps = std::min(g.chunk, reduction - r0);
+      const int64_t channels = g.kind == Kind::length_vectors ? steps / K : cin;
+      for (int64_t r = r0; r < r0 + steps; ++r) {
+        const int64_t first_channel = g.kind == Kind::length_vectors ? r0 / K : 0;
+        const int64_t step = g.kind == Kind::length_vectors ? r - r0 : r;
+        source[r] = (first_channel + step % channels) * K + step / channels;
+      }
+    }
     for (int64_t group = 0; group < p.groups; ++group) {
       const int64_t first = group * g.out_channels_per_group;
       for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
@@ -339,12 +367,8 @@ class DirectExecutor final : public detail::Executor {
               continue;
             }
             const int64_t row = (first + b * block + c) * reduction;
-            if (g.kind == Kind::length_vectors) {
-              for (int64_t r = 0; r < steps; ++r) visit(panel[r * block], row + r0 + r);
-            } else {
-              const int64_t* HWY_RESTRICT from = source.data() + r0;
-              for (int64_t r = 0; r < steps; ++r) visit(panel[r * block], row + from[r]);
-            }
+            const int64_t* HWY_RESTRICT from = source.data() + r0;
+            for (int64_t r = 0; r < steps; ++r) visit(panel[r * block], row + from[r]);
           }
         }
       }
@@ -437,6 +461,7 @@ class DirectExecutor final : public detail::Executor {
   const Target& target_;
   Geometry geometry_;
   std::vector<int64_t> offsets_;
+  std::vector<int64_t> last_offsets_;
   PackingLayout packing_;
   // Shared with the executors that took them by share_weights.
   std::shared_ptr<Packed<float>> f32_;

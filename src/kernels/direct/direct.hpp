@@ -10,7 +10,9 @@
 // other. Two tile shapes, picked by the layout the plan is made for:
 //
 // - length_vectors (NCL output): rows = output channels, vectors along the
-//   length, r = ci*K + k. Per length tile and reduction chunk the input
+//   length; within a chunk of input channels r = k*channels + ci, so that
+//   the taps a tile reads only zero padding from are one range of steps it
+//   skips. Per length tile and reduction chunk the input
 //   channels the chunk reads are staged once (L1-sized, padding applied,
 //   tensor strides resolved), each as `stride` phase rows: phase p holds the
 //   padded positions base + p + j*stride. Tap k of a channel is then the
@@ -29,6 +31,7 @@
 //   [co][k][ci] with the same zeros.
 #pragma once
 
+#include <algorithm>
 #include <conv1d/conv1d.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -69,16 +72,18 @@ struct Geometry {
   // - otherwise (taps further apart than a tile: large dilation, or K = 1
   //   with stride > 1, where phases would copy unused elements): one row of
   //   `tile` elements per tap.
-  // Step s of a chunk reads its vectors at vector_offsets[s] from the
-  // chunk's first staged row. reach: padded positions from a tile's first
-  // that staging reads.
+  // Step s = k*channels + ci of a chunk reads its vectors at
+  // vector_offsets[s] from the chunk's first staged row; a last chunk of
+  // fewer channels at last_vector_offsets[s]. reach: padded positions from
+  // a tile's first that staging reads.
   bool taps_share_rows = true;
   int64_t rows_per_channel = 0;
   int64_t row_length = 0;
   int64_t row_pitch = 0;
   int64_t reach = 0;
   int64_t chunk_channels = 0;
-  const int64_t* vector_offsets = nullptr;  // [chunk]
+  const int64_t* vector_offsets = nullptr;       // [chunk]
+  const int64_t* last_vector_offsets = nullptr;  // [reduction - earlier chunks]
 
   // channel_vectors and reduction_vectors: elements per staged position.
   // channel_vectors: the offset of reduction step r = k*C_in/G + ci from a
@@ -115,7 +120,32 @@ struct Args {
   // [group][co_blocks_per_group * block_channels], zeros for a layer
   // without bias and past out_channels_per_group.
   const T* bias = nullptr;
+  // Zero padding and finite weights: taps that read only padding add
+  // exact zeros, so tiles may skip them (with an infinite weight they
+  // would add NaN).
+  bool skip_padding_taps = false;
 };
+
+// The taps [first, last] of which some of `count` outputs, `stride` apart
+// from padded position `base` (input coordinates: 0 is the input's first
+// element), read inside an input of `length`; never empty (a tile that
+// reads only padding keeps one tap, which adds zeros to its bias).
+struct TapRange {
+  int64_t first = 0;
+  int64_t last = 0;
+};
+inline int64_t floor_div_signed(int64_t a, int64_t b) {
+  return a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0);
+}
+inline TapRange taps_inside(const Geometry& g, int64_t base, int64_t count) {
+  const int64_t last_read = base + (count - 1) * g.stride;
+  // Tap k reads [base + k*dilation, last_read + k*dilation].
+  int64_t first = -floor_div_signed(last_read, g.dilation);
+  int64_t last = floor_div_signed(g.length - 1 - base, g.dilation);
+  first = std::clamp<int64_t>(first, 0, g.kernel_size - 1);
+  last = std::clamp<int64_t>(last, first, g.kernel_size - 1);
+  return {first, last};
+}
 
 // Scratch of one task, in bytes, each part 64-byte aligned, then (when the
 // output cannot be written in place) a tile of the task's outputs.

@@ -288,20 +288,27 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
 
   TileArgs<T> a{};
   a.vectors = stage;
-  a.vector_offsets = g.vector_offsets;
   a.out_pitch = static_cast<size_t>(out_pitch);
   a.partial_pitch = a.out_pitch;
   StagePrefetch<T> prefetch;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
     const int64_t first_channel = r0 / g.kernel_size;
+    const int64_t channels = steps / g.kernel_size;
+    const int64_t* const offsets =
+        channels == g.chunk_channels ? g.vector_offsets : g.last_vector_offsets;
     const bool accumulate = r0 > 0;
     const bool to_output = last_chunk_to_output && r0 + steps == g.reduction;
-    a.steps = static_cast<size_t>(steps);
     a.out_pitch = static_cast<size_t>(to_output ? output.channel_stride : out_pitch);
     for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += tile_positions) {
       const int64_t valid = std::min(tile_positions, task.l_end - l0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
+      // Steps k*channels + ci of the taps that read inside the input.
+      const TapRange taps = args.skip_padding_taps ? taps_inside(g, base_of(l0), valid)
+                                                   : TapRange{0, g.kernel_size - 1};
+      const int64_t skipped = taps.first * channels;
+      a.steps = static_cast<size_t>((taps.last + 1) * channels - skipped);
+      a.vector_offsets = offsets + skipped;
       StageChannels(g, args.input, task.n, first_in, first_channel, base_of(l0), stage, index,
                     span);
       // Next: the following tile of this chunk, or the task's first tile of
@@ -316,13 +323,14 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         prefetch.Clear();
       }
       // This chunk's weights for all blocks of the group are contiguous.
-      a.broadcasts = args.weight + (task.group * g.co_blocks_per_group * g.reduction +
-                                    g.co_blocks_per_group * r0 + task.co_begin / rows * steps) *
-                                       rows;
+      const T* panel = args.weight + (task.group * g.co_blocks_per_group * g.reduction +
+                                      g.co_blocks_per_group * r0 + task.co_begin / rows * steps) *
+                                         rows;
       for (int64_t co = task.co_begin; co < task.co_end; co += rows) {
         const int64_t m = std::min(rows, task.co_end - co);
         prefetch.Part();
         a.bias = bias + co;
+        a.broadcasts = panel + skipped * rows;
         T* const partial = out_base + (co - task.co_begin) * out_pitch + (l0 - task.l_begin);
         a.partial = partial;
         a.out = to_output ? output_base + (co - task.co_begin) * output.channel_stride +
@@ -331,7 +339,7 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         kTiles<Kind::length_vectors, T>[static_cast<size_t>(
             (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
                                                                      static_cast<size_t>(valid));
-        a.broadcasts += steps * rows;
+        panel += steps * rows;
       }
     }
   }
@@ -474,27 +482,36 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   a.vector_pitch = static_cast<size_t>(block_channels);
   a.out_pitch = static_cast<size_t>(out_pitch);
   a.partial_pitch = a.out_pitch;
+  const int64_t cin = g.in_channels_per_group;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
-    const bool accumulate = r0 > 0;
-    a.steps = static_cast<size_t>(steps);
-    a.offsets = g.offsets + r0;
     for (int64_t co = task.co_begin; co < task.co_end; co += block_channels) {
       const int64_t valid = std::min(block_channels, task.co_end - co);
       const int64_t vectors = (valid + lanes - 1) / lanes;
       // This chunk's weights for all blocks of the group are contiguous; the
       // block's panel (steps x block_channels) stays in L1 across positions.
-      a.vectors = args.weight + (task.group * g.co_blocks_per_group * g.reduction +
-                                 g.co_blocks_per_group * r0 + co / block_channels * steps) *
-                                    block_channels;
+      const T* panel = args.weight + (task.group * g.co_blocks_per_group * g.reduction +
+                                      g.co_blocks_per_group * r0 + co / block_channels * steps) *
+                                         block_channels;
       a.bias = bias + co;
       for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += rows) {
         const int64_t m = std::min(rows, task.l_end - l0);
+        // The steps k*C_in/G + ci of the taps that read inside the input,
+        // within this chunk; the chunk holding the first starts from the
+        // bias.
+        const TapRange taps = args.skip_padding_taps ? taps_inside(g, l0 * g.stride - g.pad_left, m)
+                                                     : TapRange{0, g.kernel_size - 1};
+        const int64_t first = std::max(r0, taps.first * cin);
+        const int64_t end = std::min(r0 + steps, (taps.last + 1) * cin);
+        if (first >= end) continue;
+        a.steps = static_cast<size_t>(end - first);
+        a.offsets = g.offsets + first;
+        a.vectors = panel + (first - r0) * block_channels;
         a.broadcasts = stage + (l0 - task.l_begin) * g.stride * g.position_pitch;
         a.out = out_base + (l0 - task.l_begin) * out_pitch + (co - task.co_begin);
         a.partial = a.out;
         kTiles<Kind::channel_vectors, T>[static_cast<size_t>(
-            (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
+            (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, first > taps.first * cin,
                                                                      static_cast<size_t>(valid));
       }
     }
@@ -607,7 +624,6 @@ void RunReductionVectors(const Args<T>& args, const Task& task, void* scratch) {
   a.weight_tap_pitch = static_cast<size_t>(g.vector_channels);
   a.position_step = static_cast<size_t>(g.stride * g.position_pitch);
   a.tap_step = static_cast<size_t>(g.dilation * g.position_pitch);
-  a.taps = static_cast<size_t>(g.kernel_size);
   a.out_channel_stride = output.channel_stride;
   a.out_length_stride = output.length_stride;
   const int64_t group_row = task.group * g.co_blocks_per_group * rows;
@@ -619,13 +635,18 @@ void RunReductionVectors(const Args<T>& args, const Task& task, void* scratch) {
     const auto& tiles = c0 == 0 ? kSumTiles<T, false> : kSumTiles<T, true>;
     for (int64_t co = task.co_begin; co < task.co_end; co += rows) {
       const int64_t m = std::min(rows, task.co_end - co);
-      a.weight = args.weight + (group_row + co) * row_length + c0;
+      const T* const weight = args.weight + (group_row + co) * row_length + c0;
       a.bias = args.bias + group_row + co;
       T* const out_row =
           output.data + task.n * output.batch_stride + (first_out + co) * output.channel_stride;
       for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += cols) {
         const int64_t p = std::min(cols, task.l_end - l0);
-        a.input = stage + (l0 - task.l_begin) * g.stride * g.position_pitch + c0;
+        const TapRange taps = args.skip_padding_taps ? taps_inside(g, l0 * g.stride - g.pad_left, p)
+                                                     : TapRange{0, g.kernel_size - 1};
+        a.taps = static_cast<size_t>(taps.last - taps.first + 1);
+        a.input = stage + (l0 - task.l_begin) * g.stride * g.position_pitch +
+                  taps.first * g.dilation * g.position_pitch + c0;
+        a.weight = weight + taps.first * g.vector_channels;
         a.out = out_row + l0 * output.length_stride;
         tiles[static_cast<size_t>((m - 1) * cols + p - 1)](a);
       }
