@@ -18,7 +18,10 @@
 //   padded positions base + p + j*stride. Tap k of a channel is then the
 //   phase row (k*dilation) % stride read from element (k*dilation) / stride
 //   on: stride and dilation are address arithmetic (a table of per-step
-//   offsets), and the copy is O(channels x span), not O(chunk x tile).
+//   offsets), and the copy is O(channels x span), not O(chunk x tile). At
+//   stride 1 with few output channels per task, tiles away from the edges
+//   read the input in place instead (the copy would cost more than the few
+//   tiles that read it save).
 // - channel_vectors (NLC output, or NCL with short rows or strides past 4):
 //   rows = positions, vectors along the output channels. The task's input
 //   span is staged once, position-major with padding applied
@@ -171,9 +174,15 @@ inline size_t task_stage_bytes(const Geometry& g, int64_t positions, size_t elem
   return round_up_64(static_cast<size_t>(task_span(g, positions) * g.position_pitch) *
                      element_size);
 }
+// length_vectors at stride 1: the offsets of a chunk's steps in the input
+// itself, for tiles that read it in place.
+inline size_t in_place_offsets_bytes(const Geometry& g) {
+  return round_up_64(static_cast<size_t>(g.chunk) * sizeof(int64_t));
+}
 inline size_t input_scratch_bytes(const Geometry& g, int64_t task_positions, size_t element_size) {
   if (g.kind != Kind::length_vectors) return task_stage_bytes(g, task_positions, element_size);
-  return stage_bytes(g, element_size) + index_bytes(g) + span_bytes(g, element_size);
+  return stage_bytes(g, element_size) + index_bytes(g) + span_bytes(g, element_size) +
+         in_place_offsets_bytes(g);
 }
 
 // Whether tiles accumulate straight into the output: it must be contiguous
