@@ -342,16 +342,15 @@ class DirectExecutor final : public detail::Executor {
       return;
     }
     // Source offset of reduction step r within one output channel's
-    // weights: r = k*C_in/G + ci (channel_vectors), or r = r0 + k*channels
-    // + ci within the chunk from r0 (length_vectors).
+    // weights: steps run tap by tap over a block of whole channels, a
+    // chunk for length_vectors, the whole reduction for channel_vectors.
     std::vector<int64_t> source(static_cast<size_t>(reduction));
-    for (int64_t r0 = 0; r0 < reduction; r0 += g.chunk) {
-      const int64_t steps = std::min(g.chunk, reduction - r0);
-      const int64_t channels = g.kind == Kind::length_vectors ? steps / K : cin;
-      for (int64_t r = r0; r < r0 + steps; ++r) {
-        const int64_t first_channel = g.kind == Kind::length_vectors ? r0 / K : 0;
-        const int64_t step = g.kind == Kind::length_vectors ? r - r0 : r;
-        source[r] = (first_channel + step % channels) * K + step / channels;
+    const int64_t block_steps = g.kind == Kind::length_vectors ? g.chunk : reduction;
+    for (int64_t r0 = 0; r0 < reduction; r0 += block_steps) {
+      const int64_t steps = std::min(block_steps, reduction - r0);
+      const int64_t channels = steps / K;
+      for (int64_t step = 0; step < steps; ++step) {
+        source[r0 + step] = (r0 / K + step % channels) * K + step / channels;
       }
     }
     for (int64_t group = 0; group < p.groups; ++group) {

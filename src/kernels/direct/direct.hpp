@@ -7,7 +7,7 @@
 //   X[r, l] = xpad[ci, l*stride + k*dilation].
 // Register tiles hold a block of outputs; each reduction step broadcasts one
 // operand per tile row and multiplies it with a few SIMD vectors of the
-// other. Two tile shapes, picked by the layout the plan is made for:
+// other. Three tile kinds, picked by the layout and the cost model:
 //
 // - length_vectors (NCL output): rows = output channels, vectors along the
 //   length; within a chunk of input channels r = k*channels + ci, so that

@@ -252,6 +252,14 @@ class StagePrefetch {
   int64_t next_ = 0;
 };
 
+// The taps a tile of `count` outputs from padded position `base` runs: all,
+// or with skip_padding_taps those that read inside the input.
+template <class T>
+TapRange TapsToRun(const Args<T>& args, int64_t base, int64_t count) {
+  const Geometry& g = *args.geometry;
+  return args.skip_padding_taps ? taps_inside(g, base, count) : TapRange{0, g.kernel_size - 1};
+}
+
 // Output channel blocks per task up to which length-vector tiles read
 // stride-1 input in place (see RunLengthVectors).
 constexpr int64_t kInPlaceMaxTileCalls = 8;
@@ -326,11 +334,10 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
       const int64_t valid = std::min(tile_positions, task.l_end - l0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
       // Steps k*channels + ci of the taps that read inside the input.
-      const TapRange taps = args.skip_padding_taps ? taps_inside(g, base_of(l0), valid)
-                                                   : TapRange{0, g.kernel_size - 1};
+      const int64_t base = base_of(l0);
+      const TapRange taps = TapsToRun(args, base, valid);
       const int64_t skipped = taps.first * channels;
       a.steps = static_cast<size_t>((taps.last + 1) * channels - skipped);
-      const int64_t base = base_of(l0);
       if (read_in_place && base >= 0 && base + g.reach <= g.length) {
         a.vectors = first_row + base;
         a.vector_offsets = in_place_offsets + skipped;
@@ -527,8 +534,7 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
         // The steps k*C_in/G + ci of the taps that read inside the input,
         // within this chunk; the chunk holding the first starts from the
         // bias.
-        const TapRange taps = args.skip_padding_taps ? taps_inside(g, l0 * g.stride - g.pad_left, m)
-                                                     : TapRange{0, g.kernel_size - 1};
+        const TapRange taps = TapsToRun(args, l0 * g.stride - g.pad_left, m);
         const int64_t first = std::max(r0, taps.first * cin);
         const int64_t end = std::min(r0 + steps, (taps.last + 1) * cin);
         if (first >= end) continue;
@@ -669,8 +675,7 @@ void RunReductionVectors(const Args<T>& args, const Task& task, void* scratch) {
           output.data + task.n * output.batch_stride + (first_out + co) * output.channel_stride;
       for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += cols) {
         const int64_t p = std::min(cols, task.l_end - l0);
-        const TapRange taps = args.skip_padding_taps ? taps_inside(g, l0 * g.stride - g.pad_left, p)
-                                                     : TapRange{0, g.kernel_size - 1};
+        const TapRange taps = TapsToRun(args, l0 * g.stride - g.pad_left, p);
         a.taps = static_cast<size_t>(taps.last - taps.first + 1);
         a.input = stage + (l0 - task.l_begin) * g.stride * g.position_pitch +
                   taps.first * g.dilation * g.position_pitch + c0;
