@@ -62,6 +62,14 @@ int64_t staged_task_positions(const Problem& p, int64_t position_bytes, int64_t 
 
 double seconds_with(const Problem& p, const Target& target, Kind kind);
 
+// Channel vectors: vectors of output channels per tile, as many as a group
+// fills up to the target's; the tile's positions make up the rest of its
+// accumulators (kernels.cpp).
+int64_t channel_tile_vectors(const Problem& p, const Target& target) {
+  const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
+  return std::min<int64_t>(target.vectors, ceil_div(p.out_channels_per_group(), lanes));
+}
+
 // The tile kind the model rates fastest; another kind than length vectors
 // only where it is clearly faster.
 // Channels-last layers put their vectors along the output channels of a
@@ -151,8 +159,14 @@ class DirectExecutor final : public detail::Executor {
                                   : (K - 1) * p.dilation + p.stride * vector_width;
     } else {
       const bool sums = g.kind == Kind::reduction_vectors;
-      g.block_channels = sums ? target_.sum_rows : vector_width;
-      g.tile_positions = sums ? target_.sum_positions : target_.rows;
+      if (sums) {
+        g.block_channels = target_.sum_rows;
+        g.tile_positions = target_.sum_positions;
+      } else {
+        const int64_t vectors = channel_tile_vectors(p, target_);
+        g.block_channels = vectors * lanes;
+        g.tile_positions = target_.rows * target_.vectors / vectors;
+      }
       g.vector_channels = ceil_div(g.in_channels_per_group, lanes) * lanes;
       // Staged positions a power-of-two bytes apart would put a tile's
       // rows in the same L1 sets.
@@ -193,7 +207,7 @@ class DirectExecutor final : public detail::Executor {
       g.chunk = g.chunk_channels * K;
     } else {
       // Equal chunks: a reduction of 1536 at a 128-step budget is 12 x 128.
-      const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (vector_width * element));
+      const int64_t budget = std::max<int64_t>(1, kL1OperandBytes / (g.block_channels * element));
       g.chunk = ceil_div(g.reduction, ceil_div(g.reduction, budget));
       offsets_.resize(static_cast<size_t>(g.reduction));
       for (int64_t k = 0; k < K; ++k) {
@@ -512,13 +526,21 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
     // its cost is more than the lanes it leaves empty, as all weights
     // stream past every tile (768 -> 768 channels at 25 outputs per row:
     // 1.4x slower than channel vectors). Channel vectors: partial tiles run
-    // as smaller tiles, no work on lanes past the data, but 16 output
-    // channels run 6 x 1 tiles.
-    tile_use = kind == Kind::length_vectors
-                   ? use(out_channels, rows) * use(out_length, vectors * lanes)
-                   : use(out_channels, lanes) * use(out_length, rows) *
-                         latency_use(std::min(rows, out_length) *
-                                     std::min(vectors, std::ceil(out_channels / lanes)));
+    // as smaller tiles, no work on lanes past the data; fewer vectors of
+    // output channels run more positions.
+    if (kind == Kind::length_vectors) {
+      tile_use = use(out_channels, rows) * use(out_length, vectors * lanes);
+    } else {
+      // Each position's broadcast needs its address computed (the staged
+      // positions are a run-time pitch apart): with one vector per FMA
+      // that costs ~0.2 of the tile (16 -> 16 channels, K = 64: 81% of the
+      // peak against 95% on length vectors).
+      const auto tile_vectors = static_cast<double>(channel_tile_vectors(p, target));
+      const double positions = rows * vectors / tile_vectors;
+      tile_use = use(out_channels, lanes) * use(out_length, positions) *
+                 latency_use(std::min(positions, out_length) * tile_vectors) /
+                 (1 + 0.3 * (1 / tile_vectors - 1 / vectors));
+    }
     const double steps = std::min(in_channels * taps, 128.0);
     step_use = steps * 12 / (steps * 12 + 60);
   }
@@ -552,7 +574,9 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   if (kind != Kind::length_vectors) {
     const double pitch =
         kind == Kind::channel_vectors ? in_channels : std::ceil(in_channels / lanes) * lanes;
-    const double tile = kind == Kind::channel_vectors ? rows : target.sum_positions;
+    const double tile = kind == Kind::channel_vectors
+                            ? rows * vectors / static_cast<double>(channel_tile_vectors(p, target))
+                            : target.sum_positions;
     const auto positions = static_cast<double>(staged_task_positions(
         p, static_cast<int64_t>(pitch) * dtype_size(p.dtype), static_cast<int64_t>(tile)));
     const double tasks = std::ceil(out_length / positions);

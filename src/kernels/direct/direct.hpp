@@ -26,7 +26,9 @@
 //   rows = positions, vectors along the output channels. The task's input
 //   span is staged once, position-major with padding applied
 //   ([position][channel]), and broadcast from there; the weights
-//   (r = k*C_in/G + ci) are the vector operand.
+//   (r = k*C_in/G + ci) are the vector operand. A group of few output
+//   channels (fewer vectors of them than a tile's) runs tiles of more
+//   positions, so that every tile has as many accumulators.
 // - reduction_vectors (few output channels per group): no broadcasts; each
 //   accumulator is a vector along the input channels of one output (channel,
 //   position), summed across its lanes at the end. Staged as for

@@ -83,6 +83,25 @@ template <Kind kKind, class T>
 constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
     MakeTiles<kKind, T>(std::make_index_sequence<kRows * kVectors>());
 
+// Channel vectors keep kRows * kVectors accumulators whatever the block's
+// vectors: a block of NV vectors of output channels runs kAccumulators / NV
+// positions (on AVX-512 24 x 1, 12 x 2, 8 x 3, 6 x 4), so that layers with
+// 16 to 48 output channels per group keep both FMA pipes busy (a 6 x 1 tile
+// has 6 FMA chains for 8 in flight and loads 7 operands per 6 FMAs).
+constexpr size_t kAccumulators = kRows * kVectors;
+constexpr size_t ChannelTilePositions(size_t vectors) { return kAccumulators / vectors; }
+// kChannelTiles<T>[(NV - 1) * kAccumulators + (M - 1)] for M <=
+// ChannelTilePositions(NV); the other entries are never called.
+template <class T, size_t... I>
+constexpr std::array<TileFn<T>, sizeof...(I)> MakeChannelTiles(std::index_sequence<I...>) {
+  return {&AnyTile<Kind::channel_vectors,
+                   std::min(I % kAccumulators + 1, ChannelTilePositions(I / kAccumulators + 1)),
+                   I / kAccumulators + 1, T>...};
+}
+template <class T>
+constexpr std::array<TileFn<T>, kVectors * kAccumulators> kChannelTiles =
+    MakeChannelTiles<T>(std::make_index_sequence<kVectors * kAccumulators>());
+
 // One channel's padded span at a tile near the edges, for in-place copying:
 // span[j] = xpad[base + j] for j < reach. The part inside the input is one
 // memcpy, the rest goes through the source index of each padded position
@@ -492,7 +511,7 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   const Geometry& g = *args.geometry;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
   const int64_t block_channels = g.block_channels;
-  const int64_t rows = static_cast<int64_t>(kRows);
+  const int64_t rows = g.tile_positions;
   const int64_t positions = task.l_end - task.l_begin;
 
   T* stage = static_cast<T*>(scratch);
@@ -544,9 +563,9 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
         a.broadcasts = stage + (l0 - task.l_begin) * g.stride * g.position_pitch;
         a.out = out_base + (l0 - task.l_begin) * out_pitch + (co - task.co_begin);
         a.partial = a.out;
-        kTiles<Kind::channel_vectors, T>[static_cast<size_t>(
-            (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, first > taps.first * cin,
-                                                                     static_cast<size_t>(valid));
+        kChannelTiles<T>[static_cast<size_t>((vectors - 1) * static_cast<int64_t>(kAccumulators) +
+                                             m - 1)](a, first > taps.first * cin,
+                                                     static_cast<size_t>(valid));
       }
     }
   }

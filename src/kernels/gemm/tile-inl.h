@@ -115,10 +115,15 @@ void Tile(const TileArgs<T>& a) {
   const size_t out_pitch = a.out_pitch;
   const size_t vector_pitch = a.vector_pitch;
   const size_t row_pitch = a.row_pitch;
+  const size_t chain_pitch = 6 * a.row_pitch;
   constexpr bool kPerRow =
       kFrom == Broadcasts::rows_per_step || kFrom == Broadcasts::rows_per_step_streamed;
   V acc[M][NV];
+  // Every loop over the tile unrolled, or GCC keeps a tile of 24 rows (the
+  // channel vectors of 16 output channels) in memory.
+  HWY_UNROLL(32)
   for (size_t m = 0; m < M; ++m) {
+    HWY_UNROLL(4)
     for (size_t v = 0; v < NV; ++v) {
       if constexpr (Accumulate) {
         acc[m][v] = hn::LoadU(d, a.partial + m * a.partial_pitch + v * lanes);
@@ -140,14 +145,18 @@ void Tile(const TileArgs<T>& a) {
     V x[NV];
     if constexpr (kRowsFrom == VectorRows::offsets) {
       const T* HWY_RESTRICT row = vectors + *vector_offsets++;
+      HWY_UNROLL(4)
       for (size_t v = 0; v < NV; ++v) x[v] = hn::LoadU(d, row + v * lanes);
     } else {
+      HWY_UNROLL(4)
       for (size_t v = 0; v < NV; ++v) x[v] = hn::Load(d, vectors + v * lanes);
     }
     if constexpr (kPerRow) {
       if constexpr (kFrom == Broadcasts::rows_per_step_streamed) PrefetchAhead(broadcasts);
+      HWY_UNROLL(32)
       for (size_t m = 0; m < M; ++m) {
         const V b = hn::Set(d, broadcasts[m]);
+        HWY_UNROLL(4)
         for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
       }
       broadcasts += kRows;
@@ -158,14 +167,25 @@ void Tile(const TileArgs<T>& a) {
       } else {
         row = broadcasts++;
       }
+      // Rows kChain apart start a pointer each: GCC steps through the rows
+      // by adding row_pitch, and one chain of 23 adds would take longer
+      // than the step's FMAs.
+      constexpr size_t kChain = 6;
+      const T* HWY_RESTRICT starts[(M + kChain - 1) / kChain];
+      HWY_UNROLL(8)
+      for (size_t c = 0; c < (M + kChain - 1) / kChain; ++c) starts[c] = row + c * chain_pitch;
+      HWY_UNROLL(32)
       for (size_t m = 0; m < M; ++m) {
-        const V b = hn::Set(d, row[m * row_pitch]);
+        const V b = hn::Set(d, starts[m / kChain][(m % kChain) * row_pitch]);
+        HWY_UNROLL(4)
         for (size_t v = 0; v < NV; ++v) acc[m][v] = hn::MulAdd(b, x[v], acc[m][v]);
       }
     }
     if constexpr (kRowsFrom == VectorRows::pitched) vectors += vector_pitch;
   } while (--steps != 0);
+  HWY_UNROLL(32)
   for (size_t m = 0; m < M; ++m) {
+    HWY_UNROLL(4)
     for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[m][v], d, out + m * out_pitch + v * lanes);
   }
 }
