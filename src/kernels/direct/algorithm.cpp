@@ -531,10 +531,10 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
     if (kind == Kind::length_vectors) {
       tile_use = use(out_channels, rows) * use(out_length, vectors * lanes);
     } else {
-      // Each position's broadcast needs its address computed (the staged
-      // positions are a run-time pitch apart): with one vector per FMA
-      // that costs ~0.2 of the tile (16 -> 16 channels, K = 64: 81% of the
-      // peak against 95% on length vectors).
+      // Fewer vectors per tile: fewer FMAs per broadcast, each loaded and
+      // addressed (the staged positions are a run-time pitch apart). With
+      // one vector, one per FMA: ~0.2 of the tile (16 -> 16 channels, K =
+      // 64: 81% of the peak against 95% on length vectors).
       const auto tile_vectors = static_cast<double>(channel_tile_vectors(p, target));
       const double positions = rows * vectors / tile_vectors;
       tile_use = use(out_channels, lanes) * use(out_length, positions) *

@@ -115,7 +115,12 @@ void Tile(const TileArgs<T>& a) {
   const size_t out_pitch = a.out_pitch;
   const size_t vector_pitch = a.vector_pitch;
   const size_t row_pitch = a.row_pitch;
-  const size_t chain_pitch = 6 * a.row_pitch;
+  // Broadcast rows kChain apart start a pointer each (offsets and
+  // consecutive broadcasts): GCC steps through the rows by adding
+  // row_pitch, and one chain of 23 adds would take longer than the step's
+  // FMAs.
+  constexpr size_t kChain = 6;
+  const size_t chain_pitch = kChain * row_pitch;
   constexpr bool kPerRow =
       kFrom == Broadcasts::rows_per_step || kFrom == Broadcasts::rows_per_step_streamed;
   V acc[M][NV];
@@ -167,10 +172,6 @@ void Tile(const TileArgs<T>& a) {
       } else {
         row = broadcasts++;
       }
-      // Rows kChain apart start a pointer each: GCC steps through the rows
-      // by adding row_pitch, and one chain of 23 adds would take longer
-      // than the step's FMAs.
-      constexpr size_t kChain = 6;
       const T* HWY_RESTRICT starts[(M + kChain - 1) / kChain];
       HWY_UNROLL(8)
       for (size_t c = 0; c < (M + kChain - 1) / kChain; ++c) starts[c] = row + c * chain_pitch;
