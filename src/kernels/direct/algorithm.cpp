@@ -69,6 +69,9 @@ int64_t channel_tile_vectors(const Problem& p, const Target& target) {
   const int64_t lanes = p.dtype == DType::f32 ? target.lanes_f32 : target.lanes_f64;
   return std::min<int64_t>(target.vectors, ceil_div(p.out_channels_per_group(), lanes));
 }
+int64_t channel_tile_positions(const Problem& p, const Target& target) {
+  return int64_t{target.rows} * target.vectors / channel_tile_vectors(p, target);
+}
 
 // The tile kind the model rates fastest; another kind than length vectors
 // only where it is clearly faster.
@@ -165,7 +168,7 @@ class DirectExecutor final : public detail::Executor {
       } else {
         const int64_t vectors = channel_tile_vectors(p, target_);
         g.block_channels = vectors * lanes;
-        g.tile_positions = target_.rows * target_.vectors / vectors;
+        g.tile_positions = channel_tile_positions(p, target_);
       }
       g.vector_channels = ceil_div(g.in_channels_per_group, lanes) * lanes;
       // Staged positions a power-of-two bytes apart would put a tile's
@@ -536,7 +539,7 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       // one vector, one per FMA: ~0.2 of the tile (16 -> 16 channels, K =
       // 64: 81% of the peak against 95% on length vectors).
       const auto tile_vectors = static_cast<double>(channel_tile_vectors(p, target));
-      const double positions = rows * vectors / tile_vectors;
+      const auto positions = static_cast<double>(channel_tile_positions(p, target));
       tile_use = use(out_channels, lanes) * use(out_length, positions) *
                  latency_use(std::min(positions, out_length) * tile_vectors) /
                  (1 + 0.3 * (1 / tile_vectors - 1 / vectors));
@@ -574,11 +577,10 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   if (kind != Kind::length_vectors) {
     const double pitch =
         kind == Kind::channel_vectors ? in_channels : std::ceil(in_channels / lanes) * lanes;
-    const double tile = kind == Kind::channel_vectors
-                            ? rows * vectors / static_cast<double>(channel_tile_vectors(p, target))
-                            : target.sum_positions;
-    const auto positions = static_cast<double>(staged_task_positions(
-        p, static_cast<int64_t>(pitch) * dtype_size(p.dtype), static_cast<int64_t>(tile)));
+    const int64_t tile =
+        kind == Kind::channel_vectors ? channel_tile_positions(p, target) : target.sum_positions;
+    const auto positions = static_cast<double>(
+        staged_task_positions(p, static_cast<int64_t>(pitch) * dtype_size(p.dtype), tile));
     const double tasks = std::ceil(out_length / positions);
     const double span = (std::min(positions, out_length) - 1) * static_cast<double>(p.stride) +
                         (taps - 1) * static_cast<double>(p.dilation) + 1;
