@@ -244,6 +244,17 @@ TEST_F(cli, InfoDescribesTheProblem) {
   }
 }
 
+TEST_F(cli, InfoSaysWhenALayerRunsOnFewerThreads) {
+  const Result small = run("info --input-shape 1,8,16 --weight-shape 8,8,3 --threads 4");
+  expect_ok(small);
+  EXPECT_NE(small.out.find("4 (forward runs on 1: too little work to share out)"),
+            std::string::npos)
+      << small.out;
+  const Result large = run("info --input-shape 1,512,3000 --weight-shape 512,512,3 --threads 4");
+  expect_ok(large);
+  EXPECT_EQ(large.out.find("forward runs on"), std::string::npos) << large.out;
+}
+
 TEST_F(cli, InfoUnbatchedNoBiasFloat64) {
   const Result result =
       run("info --input-shape 16,100 --weight-shape 16,1,5 --groups 16 --padding same --no-bias "

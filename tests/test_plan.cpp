@@ -42,6 +42,19 @@ TEST(Plan, ChoosesASupportedAlgorithm) {
   EXPECT_EQ(algorithm_names().back(), "reference");
 }
 
+// Small layers run on fewer threads than asked, large ones on all of them;
+// threads() still reports the request.
+TEST(Plan, SmallLayersRunOnFewerThreads) {
+  const Plan tiny(Problem::parse("mb1ic8oc8iw16kw3sw1dl1pl1pr1g1"), {"auto", 4});
+  EXPECT_EQ(tiny.threads(), 4);
+  EXPECT_EQ(tiny.forward_threads(), 1);
+  const Plan large(Problem::parse("mb1ic512oc512iw3000kw3sw2dl1pl1pr1g1"), {"auto", 4});
+  EXPECT_EQ(large.forward_threads(), 4);
+  const Plan forced(Problem::parse("mb1ic8oc8iw16kw3sw1dl1pl1pr1g1"), {"reference", 3});
+  EXPECT_LE(forced.forward_threads(), 3);
+  EXPECT_GE(forced.forward_threads(), 1);
+}
+
 TEST(Plan, ExplicitAlgorithmAndErrors) {
   const Problem problem = whisper_like();
   EXPECT_EQ(Plan(problem, {"reference", 1}).algorithm(), "reference");

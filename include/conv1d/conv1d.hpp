@@ -163,7 +163,10 @@ struct TensorRef {
 struct PlanOptions {
   // "auto" lets the plan choose; otherwise the name of a registered algorithm.
   std::string algorithm = "auto";
-  // Threads used by one execute call; 0 means all available.
+  // Threads one forward call may use; 0 means all available. A layer too
+  // small to share out runs on fewer: each thread gets at least ~10 us of
+  // the work by the cost model, as waking and joining threads costs a few
+  // microseconds (Plan::forward_threads says how many).
   int threads = 0;
   // With algorithm "auto": choose by timing every algorithm that supports
   // the problem (scratch data, this plan's threads; a fraction of a second
@@ -221,6 +224,8 @@ class Plan {
   // The SIMD target the plan's kernels run on ("avx512", ..., "scalar").
   std::string_view isa() const { return isa_; }
   int threads() const { return options_.threads; }
+  // The threads forward runs on: threads(), or fewer for a small layer.
+  int forward_threads() const { return forward_threads_; }
   // How the algorithm was chosen: "heuristic" (cost model), "forced"
   // (PlanOptions::algorithm named it), "tuned" (timed now), "tuned (cached)"
   // (timed before, in this process or the tune_cache file) or "tuned (only
@@ -270,6 +275,8 @@ class Plan {
   PlanOptions options_;
   std::string isa_;
   std::string_view selection_;
+  // options_.threads, or fewer for a layer too small to share out.
+  int forward_threads_ = 1;
   std::unique_ptr<detail::Executor> executor_;
   // Backward on the reference when the executor has none.
   std::unique_ptr<detail::BackwardFallback> fallback_;

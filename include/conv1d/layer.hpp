@@ -163,11 +163,14 @@ class SeparableConv1d {
   struct CachedPath {
     bool decided = false;
     std::unique_ptr<detail::SeparableExecutor> fused;  // null: two passes
+    int threads = 1;                                   // the fused forward's (see Plan)
     uint64_t depthwise_version = 0;
     uint64_t pointwise_version = 0;
   };
-  // The fused executor with current weights, or nullptr for two passes.
-  const detail::SeparableExecutor* fused_for(int64_t batch, int64_t length, Layout layout) const;
+  // The fused executor with current weights, or nullptr for two passes;
+  // `threads`, when not null, receives the threads it runs on.
+  const detail::SeparableExecutor* fused_for(int64_t batch, int64_t length, Layout layout,
+                                             int* threads = nullptr) const;
 
   SeparableParams params_;
   PlanOptions options_;

@@ -20,6 +20,19 @@ inline int resolve_threads(int requested) {
 #endif
 }
 
+// Threads worth waking for work the cost model rates `seconds` on one
+// thread: each must get about kSecondsPerThread of it. Starting and joining
+// a parallel region costs a few microseconds (more when a thread has gone
+// to sleep), which on small layers outweighs what the thread adds: a
+// streaming push of 64 -> 128 channels, K = 2, took 5.6 us on two threads
+// against 1.1 us on one.
+inline constexpr double kSecondsPerThread = 10e-6;
+inline int threads_for_work(double seconds, int threads) {
+  const double worth = seconds / kSecondsPerThread;
+  if (!(worth < threads)) return threads;  // also NaN
+  return worth < 2 ? 1 : static_cast<int>(worth);
+}
+
 // Calls body(task) for task in [0, tasks) on up to `threads` threads.
 template <class Body>
 void parallel_for(int64_t tasks, int threads, const Body& body) {

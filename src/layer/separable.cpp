@@ -5,6 +5,7 @@
 #include "core/threads.hpp"
 #include "kernels/separable/executor.hpp"
 #include "layer/activation.hpp"
+#include "plan/registry.hpp"
 
 namespace conv1d {
 
@@ -59,7 +60,7 @@ SeparableConv1d::SeparableConv1d(const SeparableParams& params, DType dtype, uin
 SeparableConv1d::~SeparableConv1d() = default;
 
 const detail::SeparableExecutor* SeparableConv1d::fused_for(int64_t batch, int64_t length,
-                                                            Layout layout) const {
+                                                            Layout layout, int* threads) const {
   std::lock_guard lock(paths_mutex_);
   CachedPath& cached = paths_[{batch, length, layout}];
   if (!cached.decided) {
@@ -78,7 +79,14 @@ const detail::SeparableExecutor* SeparableConv1d::fused_for(int64_t batch, int64
       throw Error(core::str_cat("fused separable execution is not available for ",
                                 depthwise.to_string(), ": ", *why_not));
     }
-    if (!why_not) cached.fused = algorithms::separable::create(depthwise, pointwise);
+    if (!why_not) {
+      cached.fused = algorithms::separable::create(depthwise, pointwise);
+      const auto seconds = [](const Problem& part) {
+        return detail::select_algorithm(part).estimated_seconds(part);
+      };
+      cached.threads = core::threads_for_work(seconds(depthwise) + seconds(pointwise),
+                                              core::resolve_threads(options_.threads));
+    }
     cached.decided = true;
   }
   const auto current = [&](const CachedPath& path) {
@@ -110,6 +118,7 @@ const detail::SeparableExecutor* SeparableConv1d::fused_for(int64_t batch, int64
     cached.depthwise_version = depthwise_.weights_version();
     cached.pointwise_version = pointwise_.weights_version();
   }
+  if (threads != nullptr) *threads = cached.threads;
   return cached.fused.get();
 }
 
@@ -127,14 +136,14 @@ Tensor SeparableConv1d::forward(const Tensor& input, Layout layout) const {
                               layer::shape_string(input.shape()), " (layout ", to_string(layout),
                               ")"));
   }
-  const detail::SeparableExecutor* fused = fused_for(dims[0], dims[2], layout);
+  int threads = 1;
+  const detail::SeparableExecutor* fused = fused_for(dims[0], dims[2], layout, &threads);
   if (fused == nullptr) return pointwise_.forward(depthwise_.forward(input, layout), layout);
   const int64_t out_length =
       Problem::make(depthwise_.params(), dims[0], dims[2], dtype(), layout).out_length();
   const std::array<int64_t, 3> out_dims{dims[0], params_.out_channels, out_length};
   Tensor output(input.dtype(), layer::activation_shape(input.rank(), out_dims[0], out_dims[1],
                                                        out_dims[2], layout));
-  const int threads = core::resolve_threads(options_.threads);
   if (input.dtype() == DType::f32) {
     fused->forward(layer::activation_ref(input.data<float>(), dims, layout),
                    layer::activation_ref(output.data<float>(), out_dims, layout), threads);
@@ -167,8 +176,10 @@ void SeparableConv1d::forward(TensorRef<const T> input, TensorRef<T> output) con
                               params_.out_channels, ", ", depthwise.out_length(), ")"));
   }
   core::check_no_overlap(input, "input", output, "output");
-  if (const detail::SeparableExecutor* fused = fused_for(input.batch, input.length, layout)) {
-    fused->forward(input, output, core::resolve_threads(options_.threads));
+  int threads = 1;
+  if (const detail::SeparableExecutor* fused =
+          fused_for(input.batch, input.length, layout, &threads)) {
+    fused->forward(input, output, threads);
     return;
   }
   Tensor middle(dtype(), {input.batch, depthwise.out_channels, depthwise.out_length()});

@@ -174,6 +174,7 @@ Plan::Plan(const Problem& problem, const PlanOptions& options)
     selection_ = "heuristic";
   }
   options_.algorithm = std::string(entry->name);
+  forward_threads_ = core::threads_for_work(entry->estimated_seconds(problem_), options_.threads);
   executor_ = entry->create(problem_);
   if (!executor_->has_backward()) fallback_ = std::make_unique<detail::BackwardFallback>(problem_);
   if (entry->exactness != detail::Exactness::exact) {
@@ -245,10 +246,10 @@ void Plan::forward(TensorRef<const T> input, TensorRef<T> output) const {
   core::check_no_overlap(input, "input", output, "output");
   if (problem_.batch == 0) return;
   if (exact_forward_ && !executor_->takes_values(input)) {
-    exact_forward_->executor(*executor_).forward(input, output, options_.threads);
+    exact_forward_->executor(*executor_).forward(input, output, forward_threads_);
     return;
   }
-  executor_->forward(input, output, options_.threads);
+  executor_->forward(input, output, forward_threads_);
 }
 
 template <class T>

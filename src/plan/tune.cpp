@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/strings.hpp"
+#include "core/threads.hpp"
 
 namespace conv1d::detail {
 
@@ -123,9 +124,11 @@ Measured fastest(const Problem& p, int threads,
   for (const AlgorithmEntry* entry : candidates) {
     const auto executor = entry->create(p);
     executor->set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
+    // The threads a Plan on this algorithm would run it on.
+    const int used = core::threads_for_work(entry->estimated_seconds(p), threads);
     const auto run_once = [&] {
       const auto start = Clock::now();
-      executor->forward(x, y, threads);
+      executor->forward(x, y, used);
       return seconds_since(start);
     };
     if (run_once() > kHopelessRatio * best_seconds) continue;

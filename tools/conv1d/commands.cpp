@@ -533,7 +533,12 @@ int run_info(const InfoOptions& options) {
              fmt::format("{:.0f} ({:.6g} GFLOP)", problem.flops(), problem.flops() * 1e-9));
   print_algorithms(plan, "");
   print_line("isa", plan.isa());
-  print_line("threads", fmt::format("{}", plan.threads()));
+  if (plan.forward_threads() == plan.threads()) {
+    print_line("threads", fmt::format("{}", plan.threads()));
+  } else {
+    print_line("threads", fmt::format("{} (forward runs on {}: too little work to share out)",
+                                      plan.threads(), plan.forward_threads()));
+  }
   return 0;
 }
 
