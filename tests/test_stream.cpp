@@ -406,6 +406,26 @@ ConvParams conv_params(int64_t in, int64_t out, int64_t kernel, Padding padding,
   return p;
 }
 
+// Chunks of many blocks on two threads: the blocks run side by side, each
+// on one thread. Small integers make every summation order exact.
+TEST(StreamThreads, BlocksSideBySideMatchOffline) {
+  for (const Layout layout : {Layout::ncl, Layout::nlc}) {
+    Conv1d layer(conv_params(64, 48, 3, Padding::causal(), 1, 2), DType::f32, 4,
+                 PlanOptions{"auto", 2});
+    std::mt19937_64 rng(12);
+    fill(layer.mutable_weight(), rng, true);
+    fill(layer.mutable_bias(), rng, true);
+    const Tensor input = make_input(DType::f32, 2, 64, 1500, layout, rng, true);
+    const Tensor expected = layer.forward(input, layout);
+    StreamOptions options = options_for(2, layout);
+    options.block_outputs = 16;
+    options.plan.threads = 2;
+    Stream stream(layer, options);
+    const Tensor out = run_stream(stream, input, {1, 300, 7, 450, 0, 500, 242}, expected);
+    EXPECT_EQ(count_different(out, expected), 0) << to_string(layout);
+  }
+}
+
 TEST(StreamLatency, CausalHasNoDelay) {
   const Conv1d layer(conv_params(3, 4, 5, Padding::causal(), 1, 3));
   Stream stream(layer, options_for(2));

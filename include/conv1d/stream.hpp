@@ -40,7 +40,8 @@ struct StreamOptions {
   // chunks may have any strides.
   Layout layout = Layout::ncl;
   // Outputs computed per plan execution; a longer chunk runs in several
-  // blocks. Buffers and plans are sized by it.
+  // blocks (side by side on several threads, when that is quicker).
+  // Buffers and plans are sized by it.
   int64_t block_outputs = 128;
   // Algorithm and threads of the stream's plans.
   PlanOptions plan;

@@ -26,18 +26,21 @@ inline int resolve_threads(int requested) {
 // to sleep), which on small layers outweighs what the thread adds: a
 // streaming push of 64 -> 128 channels, K = 2, took 5.6 us on two threads
 // against 1.1 us on one.
-inline constexpr double kSecondsPerThread = 10e-6;
+inline constexpr double kParallelLoopSeconds = 5e-6;  // starting and joining one
+inline constexpr double kSecondsPerThread = 2 * kParallelLoopSeconds;
 inline int threads_for_work(double seconds, int threads) {
   const double worth = seconds / kSecondsPerThread;
   if (!(worth < threads)) return threads;  // also NaN
   return worth < 2 ? 1 : static_cast<int>(worth);
 }
 
-// Calls body(task) for task in [0, tasks) on up to `threads` threads.
+// Calls body(task) for task in [0, tasks) on up to `threads` threads; on
+// the calling thread alone inside another parallel loop (a stream runs
+// plans side by side), whatever OpenMP's nesting setting.
 template <class Body>
 void parallel_for(int64_t tasks, int threads, const Body& body) {
 #ifdef _OPENMP
-  if (threads > 1 && tasks > 1) {
+  if (threads > 1 && tasks > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t task = 0; task < tasks; ++task) body(task);
     return;

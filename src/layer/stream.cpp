@@ -18,6 +18,8 @@
 #include "core/overlap.hpp"
 #include "core/scratch.hpp"
 #include "core/strings.hpp"
+#include "core/threads.hpp"
+#include "plan/registry.hpp"
 
 namespace conv1d {
 
@@ -167,6 +169,9 @@ struct Stream::Impl {
 
   // Plans for sizes[i] outputs, ascending; the last is `block`.
   std::vector<int64_t> sizes;
+  // Threads the plans may use, and the cost model's time for a full block.
+  int max_threads = 1;
+  double block_seconds = 0;
   std::vector<Plan> conv_plans;
   std::vector<Plan> pointwise_plans;
 
@@ -493,11 +498,26 @@ struct Stream::Impl {
     }
     const size_t index = sizes.size() - 1;
     const int64_t start = first_inside + (inside - blocks * block) * stride;
-    for (int64_t b = 0; b < blocks; ++b) {
+    const auto run_block = [&](int64_t b) {
       execute(index, slice(chunk, start + b * block * stride, block_window),
-              slice(out, position, block));
-      position += block;
+              slice(out, position + b * block, block));
+    };
+    // The blocks are independent: on several threads they may run side by
+    // side, a block a thread (its plan's own parallel loop runs serially
+    // inside this one), in one parallel loop instead of one per block; that
+    // pays unless the blocks are few and long (3 blocks on 2 threads take 2
+    // block times that way). Separable streams pass every block through one
+    // middle buffer, so in turn.
+    const int threads = core::threads_for_work(blocks * block_seconds, max_threads);
+    const double side_by_side = static_cast<double>(ceil_div(blocks, threads)) * block_seconds;
+    const double one_by_one =
+        static_cast<double>(blocks) * (block_seconds / threads + core::kParallelLoopSeconds);
+    if (!separable && threads > 1 && blocks > 1 && side_by_side < one_by_one) {
+      core::parallel_for(blocks, threads, run_block);
+    } else {
+      for (int64_t b = 0; b < blocks; ++b) run_block(b);
     }
+    position += blocks * block;
     emitted += blocks * block;
     // The window now starts inside the chunk (or past it when
     // stride > span): it holds the chunk's tail.
@@ -839,6 +859,9 @@ Stream::Stream(const Conv1d& layer, const StreamOptions& options)
     s.conv_plans.push_back(Impl::make_plan(s.valid_problem(params, size), options.plan,
                                            layer.weight(), layer.bias(), s.conv_plans));
   }
+  const Plan& full = s.conv_plans.back();
+  s.max_threads = full.threads();
+  s.block_seconds = detail::find_algorithm(full.algorithm())->estimated_seconds(full.problem());
   s.allocate();
   s.reset();
   s.warm_up();
