@@ -21,12 +21,16 @@ inline int resolve_threads(int requested) {
 }
 
 // Threads worth waking for work the cost model rates `seconds` on one
-// thread: each must get about kSecondsPerThread of it. Starting and joining
-// a parallel region costs a few microseconds (more when a thread has gone
-// to sleep), which on small layers outweighs what the thread adds: a
-// streaming push of 64 -> 128 channels, K = 2, took 5.6 us on two threads
-// against 1.1 us on one.
-inline constexpr double kParallelLoopSeconds = 5e-6;  // starting and joining one
+// thread. Starting and joining a parallel loop costs a few microseconds
+// (more when a thread has gone to sleep): t threads pay when seconds / t +
+// kParallelLoopSeconds < seconds. Each thread gets twice that, as the model
+// reads small layers up to 3x slow (one output of a 64 -> 128 layer: 15
+// us, ~4 us run; halving the margin ran WaveNet's streaming pushes 2x
+// slower) as well as 2x quick (768 depthwise channels, K = 15, 100
+// samples: rated 14 us, 27 us on one thread, 19 us on two). A streaming
+// push of 64 -> 128 channels, K = 2, took 5.6 us on two threads against
+// 1.1 us on one.
+inline constexpr double kParallelLoopSeconds = 5e-6;
 inline constexpr double kSecondsPerThread = 2 * kParallelLoopSeconds;
 inline int threads_for_work(double seconds, int threads) {
   const double worth = seconds / kSecondsPerThread;
