@@ -169,8 +169,7 @@ struct Stream::Impl {
 
   // Plans for sizes[i] outputs, ascending; the last is `block`.
   std::vector<int64_t> sizes;
-  // Threads the plans may use, and the cost model's time for a full block.
-  int max_threads = 1;
+  // The cost model's time for a full block.
   double block_seconds = 0;
   std::vector<Plan> conv_plans;
   std::vector<Plan> pointwise_plans;
@@ -508,7 +507,7 @@ struct Stream::Impl {
     // pays unless the blocks are few and long (3 blocks on 2 threads take 2
     // block times that way). Separable streams pass every block through one
     // middle buffer, so in turn.
-    const int threads = core::threads_for_work(blocks * block_seconds, max_threads);
+    const int threads = core::threads_for_work(blocks * block_seconds, conv_plans[index].threads());
     const double side_by_side = static_cast<double>(ceil_div(blocks, threads)) * block_seconds;
     const double one_by_one =
         static_cast<double>(blocks) * (block_seconds / threads + core::kParallelLoopSeconds);
@@ -860,7 +859,6 @@ Stream::Stream(const Conv1d& layer, const StreamOptions& options)
                                            layer.weight(), layer.bias(), s.conv_plans));
   }
   const Plan& full = s.conv_plans.back();
-  s.max_threads = full.threads();
   s.block_seconds = detail::find_algorithm(full.algorithm())->estimated_seconds(full.problem());
   s.allocate();
   s.reset();
