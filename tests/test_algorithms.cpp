@@ -588,6 +588,42 @@ TEST_P(DirectTiles, PartialSumsOutsideTheOutput) {
   EXPECT_EQ(checked, 2 * 3 * 2 * 2);
 }
 
+// Channel-vector tiles whose weights exceed L2 (any L2 up to 4 MiB) and
+// whose weight panels few tiles share prefetch the next panel, in a tile
+// variant of their own; with two threads such layers split their output
+// channels first. Few positions; full and partial blocks of output channels
+// and positions; zero padding (tiles that skip taps); both layouts.
+TEST_P(DirectTiles, WeightPanelsFromBeyondL2) {
+  std::mt19937_64 rng(29);
+  int checked = 0;
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    for (const Layout layout : {Layout::nlc, Layout::ncl}) {
+      ConvParams p;
+      p.in_channels = 384;
+      p.out_channels = 272;
+      p.kernel_size = 12;
+      // NCL data takes channel vectors at strides past 4.
+      p.stride = layout == Layout::ncl ? 8 : 1;
+      p.padding = Padding::symmetric(6);
+      const int64_t out_length = 23;
+      const int64_t length = (out_length - 1) * p.stride + p.kernel_size - 12;
+      const Problem problem = Problem::make(p, 1, length, dtype, layout);
+      ASSERT_EQ(problem.out_length(), out_length);
+      ASSERT_GT(problem.out_channels * problem.in_channels_per_group() * problem.kernel_size *
+                    dtype_size(dtype),
+                int64_t{4} << 20);
+      for (const int threads : {1, 2}) {
+        ++checked;
+        const int64_t mismatches =
+            dtype == DType::f32 ? run_strided_output<float>(problem, 1, rng, "direct", threads)
+                                : run_strided_output<double>(problem, 1, rng, "direct", threads);
+        EXPECT_EQ(mismatches, 0) << problem.to_string() << " on " << threads << " threads";
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 2 * 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, DirectTiles, ::testing::ValuesIn(available_isas()),
                          [](const auto& info) { return info.param; });
 

@@ -31,6 +31,18 @@ inline int64_t l1_data_bytes() {
   return bytes;
 }
 
+// This core's L2 cache (1 MiB when the C library cannot tell).
+inline int64_t l2_bytes() {
+  static const int64_t bytes = [] {
+    long detected = 0;
+#if defined(__GLIBC__) && defined(_SC_LEVEL2_CACHE_SIZE)
+    detected = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    return detected >= 64 * 1024 ? static_cast<int64_t>(detected) : int64_t{1024 * 1024};
+  }();
+  return bytes;
+}
+
 // 64-byte aligned, at least `bytes` long, valid until the same thread asks
 // the same slot again. `Slot` keeps buffers apart that one thread holds at
 // the same time (a caller's buffer while it also runs tasks).

@@ -219,6 +219,9 @@ class DirectExecutor final : public detail::Executor {
         }
       }
       g.offsets = offsets_.data();
+      g.weights_beyond_l2 =
+          g.kind == Kind::channel_vectors &&
+          g.co_blocks_per_group * g.block_channels * g.reduction * element > core::l2_bytes();
     }
     packing_ = PackingLayout{&target_,
                              g.kind,
@@ -431,8 +434,14 @@ class DirectExecutor final : public detail::Executor {
       ++co_parts;
     }
     const auto task_count = [&] { return p.batch * p.groups * co_parts * l_parts; };
+    // Weights from beyond L2 stream from L3 or memory once per length
+    // part, while another part of the output channels stages the input
+    // span again: such layers split their output channels first.
+    const bool channels_first = g.weights_beyond_l2;
     const auto refine = [&] {
-      if (l_parts < l_tiles) {
+      if (channels_first && co_parts < co_blocks) {
+        ++co_parts;
+      } else if (l_parts < l_tiles) {
         ++l_parts;
       } else if (co_parts < co_blocks) {
         ++co_parts;

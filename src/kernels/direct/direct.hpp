@@ -99,6 +99,10 @@ struct Geometry {
   int64_t position_pitch = 0;
   const int64_t* offsets = nullptr;  // [reduction]
   int64_t vector_channels = 0;
+  // channel_vectors: a group's weights exceed L2, so each panel (a chunk of
+  // steps x block_channels) comes from L3 or memory; where few tiles share
+  // a panel, they prefetch the next one.
+  bool weights_beyond_l2 = false;
 };
 
 // One task: output channels [co_begin, co_end) of group `group` (relative to

@@ -509,6 +509,10 @@ void StoreByPosition(const T* HWY_RESTRICT tile, int64_t positions, int64_t chan
   }
 }
 
+// Tiles per panel up to which channel-vector tiles prefetch the next panel
+// (weights beyond L2): with more, the first tile's wait is a small share.
+constexpr int64_t kPrefetchingTilesPerPanel = 16;
+
 template <class T>
 void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   const Geometry& g = *args.geometry;
@@ -540,16 +544,38 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   a.out_pitch = static_cast<size_t>(out_pitch);
   a.partial_pitch = a.out_pitch;
   const int64_t cin = g.in_channels_per_group;
+  // This chunk's weights for all blocks of the group are contiguous; the
+  // block's panel (steps x block_channels) stays in L1 across positions.
+  const auto panel_of = [&](int64_t r0, int64_t co) {
+    return args.weight +
+           (task.group * g.co_blocks_per_group * g.reduction + g.co_blocks_per_group * r0 +
+            co / block_channels * std::min(g.chunk, g.reduction - r0)) *
+               block_channels;
+  };
+  // Panels from beyond L2 that few tiles share: the first tile would wait
+  // on memory for most of its panel (dac's 512 -> 1024 channels, K = 16,
+  // stride 8, 30 positions a task: 1.2x faster prefetching). Whole tiles
+  // prefetch the next panel a line a step.
+  const bool prefetch_panels =
+      g.weights_beyond_l2 && (positions + rows - 1) / rows <= kPrefetchingTilesPerPanel;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
     const int64_t steps = std::min(g.chunk, g.reduction - r0);
     for (int64_t co = task.co_begin; co < task.co_end; co += block_channels) {
       const int64_t valid = std::min(block_channels, task.co_end - co);
       const int64_t vectors = (valid + lanes - 1) / lanes;
-      // This chunk's weights for all blocks of the group are contiguous; the
-      // block's panel (steps x block_channels) stays in L1 across positions.
-      const T* panel = args.weight + (task.group * g.co_blocks_per_group * g.reduction +
-                                      g.co_blocks_per_group * r0 + co / block_channels * steps) *
-                                         block_channels;
+      const T* panel = panel_of(r0, co);
+      int64_t next_lines = 0;
+      uintptr_t next = 0;
+      if (prefetch_panels) {
+        const bool same_chunk = co + block_channels < task.co_end;
+        const int64_t next_r0 = same_chunk ? r0 : r0 + g.chunk;
+        if (next_r0 < g.reduction) {
+          next = reinterpret_cast<uintptr_t>(
+              panel_of(next_r0, same_chunk ? co + block_channels : task.co_begin));
+          next_lines = std::min(g.chunk, g.reduction - next_r0) * block_channels *
+                       static_cast<int64_t>(sizeof(T)) / 64;
+        }
+      }
       a.bias = bias + co;
       for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += rows) {
         const int64_t m = std::min(rows, task.l_end - l0);
@@ -566,9 +592,18 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
         a.broadcasts = stage + (l0 - task.l_begin) * g.stride * g.position_pitch;
         a.out = out_base + (l0 - task.l_begin) * out_pitch + (co - task.co_begin);
         a.partial = a.out;
+        const bool accumulate = first > taps.first * cin;
+        if (next_lines > 0 && m == rows && valid == static_cast<int64_t>(kVectors) * lanes) {
+          const int64_t lines = std::min(next_lines, end - first);
+          a.prefetch = next;
+          a.prefetch_lines = static_cast<size_t>(lines - 1);
+          next += static_cast<uintptr_t>(lines) * 64;
+          next_lines -= lines;
+          tile::CallTile<tile::Broadcasts::offsets_prefetching, kRows, kVectors, T>(a, accumulate);
+          continue;
+        }
         kChannelTiles<T>[static_cast<size_t>((vectors - 1) * static_cast<int64_t>(kAccumulators) +
-                                             m - 1)](a, first > taps.first * cin,
-                                                     static_cast<size_t>(valid));
+                                             m - 1)](a, accumulate, static_cast<size_t>(valid));
       }
     }
   }

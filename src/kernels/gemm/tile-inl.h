@@ -43,8 +43,17 @@ constexpr size_t kVectors = 3;
 //   panels of a chunk pass through each staged input);
 // - offsets / consecutive: element m * row_pitch of a row that starts at
 //   broadcasts + offsets[step] (direct: staged input) or broadcasts + step
-//   (separable: the depthwise tile), with a bias per vector lane.
-enum class Broadcasts { rows_per_step, rows_per_step_streamed, offsets, consecutive };
+//   (separable: the depthwise tile), with a bias per vector lane;
+//   offsets_prefetching also brings `prefetch_lines` lines from `prefetch`
+//   on into L2, one a step (direct: the next weight panel, where it comes
+//   from beyond L2 and only a few tiles share each panel).
+enum class Broadcasts {
+  rows_per_step,
+  rows_per_step_streamed,
+  offsets,
+  offsets_prefetching,
+  consecutive
+};
 
 // Where a step's vector operand starts: vector_pitch elements after the
 // previous step's (pitched), or at vectors + vector_offsets[step] (offsets:
@@ -61,9 +70,11 @@ struct TileArgs {
   size_t vector_pitch;
   const int64_t* vector_offsets;
   const T* broadcasts;
-  const int64_t* offsets;  // Broadcasts::offsets only
-  size_t row_pitch;        // offsets and consecutive only
-  size_t steps;            // >= 1
+  const int64_t* offsets;  // Broadcasts::offsets and offsets_prefetching
+  uintptr_t prefetch;      // Broadcasts::offsets_prefetching only
+  size_t prefetch_lines;
+  size_t row_pitch;  // offsets (either kind) and consecutive only
+  size_t steps;      // >= 1
   const T* bias;
   // Accumulating tiles start from `partial` (may be `out`); every tile
   // stores to `out`.
@@ -144,6 +155,8 @@ void Tile(const TileArgs<T>& a) {
   const int64_t* HWY_RESTRICT offsets = a.offsets;
   const int64_t* HWY_RESTRICT vector_offsets = a.vector_offsets;
   size_t steps = a.steps;
+  uintptr_t prefetch = a.prefetch;
+  size_t prefetch_lines = a.prefetch_lines;
   // A do-while (steps >= 1) spares GCC a zero-trip path that would stage
   // the accumulators on the stack.
   do {
@@ -167,7 +180,14 @@ void Tile(const TileArgs<T>& a) {
       broadcasts += kRows;
     } else {
       const T* HWY_RESTRICT row;
-      if constexpr (kFrom == Broadcasts::offsets) {
+      if constexpr (kFrom == Broadcasts::offsets_prefetching) {
+        // Branch-free: once done, the last line again (an L2 hit).
+        PrefetchLine<false>(prefetch);
+        const size_t more = prefetch_lines != 0 ? 1 : 0;
+        prefetch += more * 64;
+        prefetch_lines -= more;
+      }
+      if constexpr (kFrom == Broadcasts::offsets || kFrom == Broadcasts::offsets_prefetching) {
         row = broadcasts + *offsets++;
       } else {
         row = broadcasts++;
