@@ -18,28 +18,35 @@ namespace conv1d::core {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
+#if defined(__GLIBC__) && defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+constexpr int kL1DataCacheName = _SC_LEVEL1_DCACHE_SIZE;
+constexpr int kL2CacheName = _SC_LEVEL2_CACHE_SIZE;
+#else
+constexpr int kL1DataCacheName = -1;
+constexpr int kL2CacheName = -1;
+#endif
+
+// The size sysconf reports for the cache `name`, or `otherwise` when it
+// reports none or less than `at_least` bytes.
+inline int64_t reported_cache_bytes([[maybe_unused]] int name, int64_t at_least,
+                                    int64_t otherwise) {
+  long detected = 0;
+#if defined(__GLIBC__)
+  if (name >= 0) detected = sysconf(name);
+#endif
+  return detected >= at_least ? static_cast<int64_t>(detected) : otherwise;
+}
+
 // This core's L1 data cache, for sizing the blocks that must stay in it
 // (48 KiB when the C library cannot tell).
 inline int64_t l1_data_bytes() {
-  static const int64_t bytes = [] {
-    long detected = 0;
-#if defined(__GLIBC__) && defined(_SC_LEVEL1_DCACHE_SIZE)
-    detected = sysconf(_SC_LEVEL1_DCACHE_SIZE);
-#endif
-    return detected >= 16 * 1024 ? static_cast<int64_t>(detected) : int64_t{48 * 1024};
-  }();
+  static const int64_t bytes = reported_cache_bytes(kL1DataCacheName, 16 * 1024, 48 * 1024);
   return bytes;
 }
 
 // This core's L2 cache (1 MiB when the C library cannot tell).
 inline int64_t l2_bytes() {
-  static const int64_t bytes = [] {
-    long detected = 0;
-#if defined(__GLIBC__) && defined(_SC_LEVEL2_CACHE_SIZE)
-    detected = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-    return detected >= 64 * 1024 ? static_cast<int64_t>(detected) : int64_t{1024 * 1024};
-  }();
+  static const int64_t bytes = reported_cache_bytes(kL2CacheName, 64 * 1024, 1024 * 1024);
   return bytes;
 }
 
