@@ -604,9 +604,10 @@ TEST_P(DirectTiles, WeightPanelsFromBeyondL2) {
       p.kernel_size = 12;
       // NCL data takes channel vectors at strides past 4.
       p.stride = layout == Layout::ncl ? 8 : 1;
-      p.padding = Padding::symmetric(6);
+      const int64_t pad = 6;
+      p.padding = Padding::symmetric(pad);
       const int64_t out_length = 23;
-      const int64_t length = (out_length - 1) * p.stride + p.kernel_size - 12;
+      const int64_t length = (out_length - 1) * p.stride + p.kernel_size - 2 * pad;
       const Problem problem = Problem::make(p, 1, length, dtype, layout);
       ASSERT_EQ(problem.out_length(), out_length);
       ASSERT_GT(problem.out_channels * problem.in_channels_per_group() * problem.kernel_size *
