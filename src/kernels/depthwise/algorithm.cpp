@@ -267,6 +267,7 @@ double estimated_seconds(const Problem& p) {
   const Geometry g = make_geometry(p, target);
   double efficiency = 0.4;  // rows: bound by cache-line-split loads
   double copied = 0.0;      // elements packed or transposed
+  double per_row = 0.0;     // seconds each output row costs besides its FMAs
   const auto outputs = static_cast<double>(p.batch * p.out_channels * g.out_length);
   if (g.shape == Shape::length_vectors) {
     // A depth multiplier's rows each load their taps from the input row
@@ -280,6 +281,11 @@ double estimated_seconds(const Problem& p) {
         if (p.kernel_size >= kernels::depthwise::kMinShiftedTaps) {
           efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
           if (p.dtype == DType::f32 && p.kernel_size > lanes) efficiency = 0.8;
+          // Loading the taps' weights, and a row's edge blocks, which
+          // shift every residue: ~15 ns a row (768 channels, K = 15 or 31,
+          // 50-400 outputs a row: 12-19 us more than the FMAs at the rates
+          // above).
+          per_row = 15e-9;
         }
       } else if (target.lanes_f32 == 16 && p.dtype == DType::f32) {
         efficiency = 0.8;  // measured 0.83-0.88 at K = 64
@@ -328,7 +334,9 @@ double estimated_seconds(const Problem& p) {
   // ~80 GB/s while input and output fit in L2 (2 MiB), ~30 GB/s beyond.
   const double bandwidth = bytes <= 1.5e6 ? 80e9 : 30e9;
   // ~0.8 cycles per element copied.
-  return std::max(p.flops() / (peak * efficiency), bytes / bandwidth) + copied * 0.8 / 3.3e9 + 1e-6;
+  const auto rows = static_cast<double>(p.batch * p.out_channels);
+  return std::max(p.flops() / (peak * efficiency), bytes / bandwidth) + copied * 0.8 / 3.3e9 +
+         rows * per_row + 1e-6;
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {
