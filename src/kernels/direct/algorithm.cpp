@@ -220,7 +220,6 @@ class DirectExecutor final : public detail::Executor {
       }
       g.offsets = offsets_.data();
       g.weights_beyond_l2 =
-          g.kind == Kind::channel_vectors &&
           g.co_blocks_per_group * g.block_channels * g.reduction * element > core::l2_bytes();
     }
     packing_ = PackingLayout{&target_,
