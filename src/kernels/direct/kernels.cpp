@@ -546,11 +546,11 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   const int64_t cin = g.in_channels_per_group;
   // This chunk's weights for all blocks of the group are contiguous; the
   // block's panel (steps x block_channels) stays in L1 across positions.
+  const auto steps_of = [&](int64_t r0) { return std::min(g.chunk, g.reduction - r0); };
   const auto panel_of = [&](int64_t r0, int64_t co) {
-    return args.weight +
-           (task.group * g.co_blocks_per_group * g.reduction + g.co_blocks_per_group * r0 +
-            co / block_channels * std::min(g.chunk, g.reduction - r0)) *
-               block_channels;
+    return args.weight + (task.group * g.co_blocks_per_group * g.reduction +
+                          g.co_blocks_per_group * r0 + co / block_channels * steps_of(r0)) *
+                             block_channels;
   };
   // Panels from beyond L2 that few tiles share: the first tile would wait
   // on memory for most of its panel (dac's 512 -> 1024 channels, K = 16,
@@ -559,7 +559,7 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
   const bool prefetch_panels =
       g.weights_beyond_l2 && (positions + rows - 1) / rows <= kPrefetchingTilesPerPanel;
   for (int64_t r0 = 0; r0 < g.reduction; r0 += g.chunk) {
-    const int64_t steps = std::min(g.chunk, g.reduction - r0);
+    const int64_t steps = steps_of(r0);
     for (int64_t co = task.co_begin; co < task.co_end; co += block_channels) {
       const int64_t valid = std::min(block_channels, task.co_end - co);
       const int64_t vectors = (valid + lanes - 1) / lanes;
@@ -572,8 +572,7 @@ void RunChannelVectors(const Args<T>& args, const Task& task, void* scratch) {
         if (next_r0 < g.reduction) {
           next = reinterpret_cast<uintptr_t>(
               panel_of(next_r0, same_chunk ? co + block_channels : task.co_begin));
-          next_lines = std::min(g.chunk, g.reduction - next_r0) * block_channels *
-                       static_cast<int64_t>(sizeof(T)) / 64;
+          next_lines = steps_of(next_r0) * block_channels * static_cast<int64_t>(sizeof(T)) / 64;
         }
       }
       a.bias = bias + co;
