@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "conv_testing.hpp"
@@ -544,6 +545,50 @@ TEST_P(DepthwiseRows, WideBlocksAtTheRowEnds) {
     }
   }
   EXPECT_EQ(checked, 4 * 14 * 5 * 3);
+}
+
+// Zero-padded rows of 5..2N taps run a task's rows in one call, with the
+// blocks at the row ends planned once per task: rows of one block and of
+// several, tasks that start inside a depth multiplier's group of rows, and
+// padding far wider than the kernel (edge blocks past what the plan holds).
+TEST_P(DepthwiseRows, RowsOfATaskShareTheirEdgeBlocks) {
+  std::mt19937_64 rng(23);
+  int checked = 0;
+  for (const bool f64 : {false, true}) {
+    for (const int64_t kernel_size : {5, 7, 16, 17, 31}) {
+      if (f64 && kernel_size > 16) continue;
+      for (const int64_t out_length : {1, 16, 33, 100, 128, 129, 300, 1000}) {
+        for (const auto& [pad_left, pad_right] : {std::pair<int64_t, int64_t>{0, 0},
+                                                  {3, 2},
+                                                  {kernel_size - 1, 0},
+                                                  {200, 5},
+                                                  {0, 300},
+                                                  {150, 700}}) {
+          for (const int64_t multiplier : {1, 3}) {
+            ConvParams p;
+            // 24 groups: rows of 1000 outputs run four to a task, so tasks
+            // start inside a group of three rows.
+            p.in_channels = 24;
+            p.out_channels = 24 * multiplier;
+            p.groups = 24;
+            p.kernel_size = kernel_size;
+            p.bias = true;
+            p.padding = Padding::asymmetric(pad_left, pad_right);
+            const int64_t length = out_length + kernel_size - 1 - pad_left - pad_right;
+            if (length < 1) continue;
+            const Problem problem =
+                Problem::make(p, 1, length, f64 ? DType::f64 : DType::f32, Layout::ncl);
+            ASSERT_EQ(problem.out_length(), out_length);
+            ++checked;
+            const int64_t mismatches = f64 ? run_strided_output<double>(problem, 1, rng)
+                                           : run_strided_output<float>(problem, 1, rng);
+            EXPECT_EQ(mismatches, 0) << problem.to_string();
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
 }
 
 // Output rows a multiple of 4 KiB apart make the direct algorithm keep its

@@ -27,7 +27,7 @@ inline int resolve_threads(int requested) {
 // reads small layers up to 3x slow (one output of a 64 -> 128 layer: 15
 // us, ~4 us run; halving the margin ran WaveNet's streaming pushes 2x
 // slower) as well as 2x quick (768 depthwise channels, K = 15, 100
-// samples: rated 14 us, 27 us on one thread, 19 us on two). A streaming
+// samples, once rated 14 us, ran 27 us on one thread and 19 on two). A streaming
 // push of 64 -> 128 channels, K = 2, took 5.6 us on two threads against
 // 1.1 us on one.
 inline constexpr double kParallelLoopSeconds = 5e-6;

@@ -282,10 +282,10 @@ double estimated_seconds(const Problem& p) {
           efficiency = p.kernel_size > 8 ? 0.7 : 0.5;
           if (p.dtype == DType::f32 && p.kernel_size > lanes) efficiency = 0.8;
           // Loading the taps' weights, and a row's edge blocks, which
-          // shift every residue: ~15 ns a row (768 channels, K = 15 or 31,
-          // 50-400 outputs a row: 12-19 us more than the FMAs at the rates
-          // above).
-          per_row = 15e-9;
+          // shift every residue: ~5 ns a row (768 channels, K = 5..31,
+          // 16-200 outputs a row: 1.5-13 ns a row more than the FMAs at
+          // the rates above, 4-6 ns at 100 outputs).
+          per_row = 5e-9;
         }
       } else if (target.lanes_f32 == 16 && p.dtype == DType::f32) {
         efficiency = 0.8;  // measured 0.83-0.88 at K = 64
