@@ -19,7 +19,8 @@
 //   rows are read in place (no transposes), so memory-bound layers (K = 4)
 //   move each byte once; on AVX-512, stride-1 rows with 5 <= K <= 2V load
 //   whole vectors once and shift lanes out of them in registers
-//   (ShiftedRow, K = 31 and 9 among them). Channels-last layers with short
+//   (ShiftedRow, K = 31 and 9 among them; a task's zero-padded rows run in
+//   one call, ShiftedRows). Channels-last layers with short
 //   kernels run position-major, streaming whole rows.
 #pragma once
 
