@@ -55,12 +55,13 @@ TEST(Plan, SmallLayersRunOnFewerThreads) {
   EXPECT_GE(forced.forward_threads(), 1);
 }
 
-// Depthwise rows of AVX-512's shifted-lane kernel cost ~15 ns each beyond
-// their FMAs: 768 rows of 86 outputs (K = 15) run ~27 us on one thread,
-// which the FMAs alone would rate at 14, too little to share out.
+// Depthwise rows of AVX-512's shifted-lane kernel cost ~5 ns each beyond
+// their FMAs: 2048 rows of 32 outputs (K = 15) run ~18 us on one thread and
+// 13-17 on two, which the FMAs alone would rate at 14, too little to share
+// out.
 TEST(Plan, ShortDepthwiseRowsCountTheirRows) {
   if (active_isa() != "avx512") GTEST_SKIP() << "the shifted-lane rows are AVX-512's";
-  const Plan short_rows(Problem::parse("mb1ic768oc768iw100kw15sw1dl1pl0pr0g768"), {"auto", 2});
+  const Plan short_rows(Problem::parse("mb1ic2048oc2048iw32kw15sw1dl1pl7pr7g2048"), {"auto", 2});
   EXPECT_EQ(short_rows.algorithm(), "depthwise");
   EXPECT_EQ(short_rows.forward_threads(), 2);
 }
