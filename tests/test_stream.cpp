@@ -426,6 +426,31 @@ TEST(StreamThreads, BlocksSideBySideMatchOffline) {
   }
 }
 
+// A history longer than a block (dilation 20: 40 samples, blocks of 16
+// outputs): a long chunk's straddling outputs run as whole blocks and a
+// remainder in the window buffer, side by side with the chunk's own blocks.
+TEST(StreamThreads, LongHistoryBlocksSideBySideMatchOffline) {
+  for (const int64_t stride : {1, 2}) {
+    for (const Layout layout : {Layout::ncl, Layout::nlc}) {
+      Conv1d layer(conv_params(32, 40, 3, Padding::causal(), stride, 20), DType::f32, 5,
+                   PlanOptions{"auto", 2});
+      std::mt19937_64 rng(13);
+      fill(layer.mutable_weight(), rng, true);
+      fill(layer.mutable_bias(), rng, true);
+      const Tensor input = make_input(DType::f32, 2, 32, 2400, layout, rng, true);
+      const Tensor expected = layer.forward(input, layout);
+      StreamOptions options = options_for(2, layout);
+      options.block_outputs = 16;
+      options.plan.threads = 2;
+      Stream stream(layer, options);
+      const Tensor out =
+          run_stream(stream, input, {1, 300, 7, 450, 0, 33, 500, 90, 19, 600, 400}, expected);
+      EXPECT_EQ(count_different(out, expected), 0)
+          << "stride " << stride << " " << to_string(layout);
+    }
+  }
+}
+
 TEST(StreamLatency, CausalHasNoDelay) {
   const Conv1d layer(conv_params(3, 4, 5, Padding::causal(), 1, 3));
   Stream stream(layer, options_for(2));

@@ -470,8 +470,11 @@ struct Stream::Impl {
   // Takes the samples of a chunk. Full blocks of outputs whose windows lie
   // inside the chunk run on the chunk itself, so a long chunk is not copied.
   // The outputs that straddle the history and the chunk, together with the
-  // chunk's outputs beyond whole blocks, run in one call on the window
-  // buffer; then the buffer keeps the chunk's tail as the new history.
+  // chunk's outputs beyond whole blocks, run on the window buffer: their
+  // samples are copied in first, then every piece (a remainder on the
+  // smallest plan that covers it, whole blocks in the buffer, whole blocks
+  // in the chunk) runs in one loop, side by side on several threads where
+  // that pays. Then the buffer keeps the chunk's tail as the new history.
   template <class T>
   void consume(TensorRef<const T> chunk, TensorRef<T> out, int64_t& position) {
     int64_t i = 0;
@@ -490,34 +493,96 @@ struct Stream::Impl {
       return;
     }
     const int64_t buffered = straddling + inside - blocks * block;
-    if (buffered > 0) {
-      const int64_t end = i + (buffered - 1) * stride + span - filled;
-      feed_view(slice(chunk, i, end - i), out, position);
-      finish(out, position);
-    }
     const size_t index = sizes.size() - 1;
-    const int64_t start = first_inside + (inside - blocks * block) * stride;
-    const auto run_block = [&](int64_t b) {
-      execute(index, slice(chunk, start + b * block * stride, block_window),
-              slice(out, position + b * block, block));
-    };
-    // The blocks are independent: on several threads they may run side by
-    // side, a block a thread (its plan's own parallel loop runs serially
-    // inside this one), in one parallel loop instead of one per block; that
-    // pays unless the blocks are few and long (3 blocks on 2 threads take 2
-    // block times that way). Separable streams pass every block through one
-    // middle buffer, so in turn.
-    const int threads = core::threads_for_work(blocks * block_seconds, conv_plans[index].threads());
-    const double side_by_side = static_cast<double>(ceil_div(blocks, threads)) * block_seconds;
-    const double one_by_one =
-        static_cast<double>(blocks) * (block_seconds / threads + core::kParallelLoopSeconds);
-    if (!separable && threads > 1 && blocks > 1 && side_by_side < one_by_one) {
-      core::parallel_for(blocks, threads, run_block);
-    } else {
-      for (int64_t b = 0; b < blocks; ++b) run_block(b);
+    const int64_t remainder = buffered % block;
+    size_t remainder_index = 0;
+    while (sizes[remainder_index] < remainder) ++remainder_index;
+    const int64_t buffer_blocks = buffered / block;
+    const int64_t first_block = remainder > 0 ? 1 : 0;
+    const int64_t pieces = first_block + buffer_blocks + blocks;
+    if (buffered > 0) {
+      // The buffered outputs read (buffered - 1) * stride + span positions
+      // from the window's start (and the remainder's plan up to a block's
+      // window): less than 2 * block_window, as the history is under a
+      // block's window, so they fit the buffer at once. (With stride > span
+      // the history may already hold them all.)
+      const int64_t reach =
+          std::max((buffered - 1) * stride + span, window_length(sizes[remainder_index]));
+      if (begin + reach > capacity) compact<T>();
+      const int64_t end = i + (buffered - 1) * stride + span - filled;
+      if (end > i) {
+        copy_activation(slice(chunk, i, end - i), window_ref<T>(begin + filled, end - i));
+        filled += end - i;
+      }
     }
-    position += blocks * block;
-    emitted += blocks * block;
+    const int64_t start = first_inside + (inside - blocks * block) * stride;
+    const auto run_piece = [&](int64_t piece) {
+      if (piece < first_block) {
+        // Its plan's extra outputs read stale positions past the copied
+        // samples, inside the buffer, and are dropped.
+        const int64_t size = sizes[remainder_index];
+        const TensorRef<const T> input(window_ref<T>(begin, window_length(size)));
+        if (size == remainder) {
+          execute(remainder_index, input, slice(out, position, remainder));
+        } else {
+          execute(remainder_index, input, scratch_ref<T>(size));
+          copy_activation(TensorRef<const T>(scratch_ref<T>(remainder)),
+                          slice(out, position, remainder));
+        }
+        return;
+      }
+      const int64_t b = piece - first_block;
+      if (b < buffer_blocks) {
+        const int64_t first = remainder + b * block;
+        execute(index, TensorRef<const T>(window_ref<T>(begin + first * stride, block_window)),
+                slice(out, position + first, block));
+        return;
+      }
+      const int64_t c = b - buffer_blocks;
+      execute(index, slice(chunk, start + c * block * stride, block_window),
+              slice(out, position + buffered + c * block, block));
+    };
+    // The pieces are independent: on several threads they may run side by
+    // side, a piece a thread (its plan's own parallel loop runs serially
+    // inside this one), in one parallel loop instead of one per piece. That
+    // pays unless the pieces are few and long (3 blocks on 2 threads take 2
+    // block times that way) or one is much shorter (a block and a remainder
+    // of a quarter block: the block's own loop on 2 threads is quicker).
+    // Separable streams pass every piece through one middle buffer, so in
+    // turn.
+    const double remainder_seconds =
+        block_seconds * static_cast<double>(sizes[remainder_index]) / static_cast<double>(block);
+    // Pieces [piece, piece + count) one after another on one thread.
+    const auto run_seconds = [&](int64_t piece, int64_t count) {
+      const double seconds = static_cast<double>(count) * block_seconds;
+      return piece < first_block && count > 0 ? seconds - block_seconds + remainder_seconds
+                                              : seconds;
+    };
+    // In turn, each piece on its own plan's threads.
+    const auto in_turn_seconds = [&](size_t plan, double seconds) {
+      const int own = conv_plans[plan].forward_threads();
+      return seconds / own + (own > 1 ? core::kParallelLoopSeconds : 0.0);
+    };
+    const double one_by_one =
+        static_cast<double>(buffer_blocks + blocks) * in_turn_seconds(index, block_seconds) +
+        (first_block > 0 ? in_turn_seconds(remainder_index, remainder_seconds) : 0.0);
+    // A static schedule gives each thread a run of consecutive pieces, the
+    // first pieces % threads one more.
+    const int threads = separable ? 1 : conv_plans[index].threads();
+    double side_by_side = 0;
+    for (int64_t t = 0, piece = 0; t < threads && piece < pieces; ++t) {
+      const int64_t count = pieces / threads + (t < pieces % threads ? 1 : 0);
+      side_by_side = std::max(side_by_side, run_seconds(piece, count));
+      piece += count;
+    }
+    side_by_side += core::kParallelLoopSeconds;
+    if (threads > 1 && pieces > 1 && side_by_side < one_by_one) {
+      core::parallel_for(pieces, threads, run_piece);
+    } else {
+      for (int64_t piece = 0; piece < pieces; ++piece) run_piece(piece);
+    }
+    position += buffered + blocks * block;
+    emitted += buffered + blocks * block;
     // The window now starts inside the chunk (or past it when
     // stride > span): it holds the chunk's tail.
     const int64_t rest = start + blocks * block * stride;
