@@ -406,23 +406,34 @@ ConvParams conv_params(int64_t in, int64_t out, int64_t kernel, Padding padding,
   return p;
 }
 
+// Streams `params` (batch 2, blocks of 16 outputs, two threads) over
+// `chunks` of small integers, which make every summation order exact:
+// the number of outputs that differ from the offline forward.
+int64_t side_by_side_mismatches(const ConvParams& params, Layout layout,
+                                const std::vector<int64_t>& chunks, uint64_t seed) {
+  Conv1d layer(params, DType::f32, seed, PlanOptions{"auto", 2});
+  std::mt19937_64 rng(seed);
+  fill(layer.mutable_weight(), rng, true);
+  fill(layer.mutable_bias(), rng, true);
+  int64_t length = 0;
+  for (const int64_t chunk : chunks) length += chunk;
+  const Tensor input = make_input(DType::f32, 2, params.in_channels, length, layout, rng, true);
+  const Tensor expected = layer.forward(input, layout);
+  StreamOptions options = options_for(2, layout);
+  options.block_outputs = 16;
+  options.plan.threads = 2;
+  Stream stream(layer, options);
+  return count_different(run_stream(stream, input, chunks, expected), expected);
+}
+
 // Chunks of many blocks on two threads: the blocks run side by side, each
-// on one thread. Small integers make every summation order exact.
+// on one thread.
 TEST(StreamThreads, BlocksSideBySideMatchOffline) {
   for (const Layout layout : {Layout::ncl, Layout::nlc}) {
-    Conv1d layer(conv_params(64, 48, 3, Padding::causal(), 1, 2), DType::f32, 4,
-                 PlanOptions{"auto", 2});
-    std::mt19937_64 rng(12);
-    fill(layer.mutable_weight(), rng, true);
-    fill(layer.mutable_bias(), rng, true);
-    const Tensor input = make_input(DType::f32, 2, 64, 1500, layout, rng, true);
-    const Tensor expected = layer.forward(input, layout);
-    StreamOptions options = options_for(2, layout);
-    options.block_outputs = 16;
-    options.plan.threads = 2;
-    Stream stream(layer, options);
-    const Tensor out = run_stream(stream, input, {1, 300, 7, 450, 0, 500, 242}, expected);
-    EXPECT_EQ(count_different(out, expected), 0) << to_string(layout);
+    EXPECT_EQ(side_by_side_mismatches(conv_params(64, 48, 3, Padding::causal(), 1, 2), layout,
+                                      {1, 300, 7, 450, 0, 500, 242}, 12),
+              0)
+        << to_string(layout);
   }
 }
 
@@ -432,20 +443,9 @@ TEST(StreamThreads, BlocksSideBySideMatchOffline) {
 TEST(StreamThreads, LongHistoryBlocksSideBySideMatchOffline) {
   for (const int64_t stride : {1, 2}) {
     for (const Layout layout : {Layout::ncl, Layout::nlc}) {
-      Conv1d layer(conv_params(32, 40, 3, Padding::causal(), stride, 20), DType::f32, 5,
-                   PlanOptions{"auto", 2});
-      std::mt19937_64 rng(13);
-      fill(layer.mutable_weight(), rng, true);
-      fill(layer.mutable_bias(), rng, true);
-      const Tensor input = make_input(DType::f32, 2, 32, 2400, layout, rng, true);
-      const Tensor expected = layer.forward(input, layout);
-      StreamOptions options = options_for(2, layout);
-      options.block_outputs = 16;
-      options.plan.threads = 2;
-      Stream stream(layer, options);
-      const Tensor out =
-          run_stream(stream, input, {1, 300, 7, 450, 0, 33, 500, 90, 19, 600, 400}, expected);
-      EXPECT_EQ(count_different(out, expected), 0)
+      EXPECT_EQ(side_by_side_mismatches(conv_params(32, 40, 3, Padding::causal(), stride, 20),
+                                        layout, {1, 300, 7, 450, 0, 33, 500, 90, 19, 600, 400}, 13),
+                0)
           << "stride " << stride << " " << to_string(layout);
     }
   }

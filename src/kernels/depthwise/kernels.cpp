@@ -1245,20 +1245,27 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   // Zero padding reads in place too where masked loads cover the edges
   // (Mamba's K = 4 rows: the packed edge pieces cost ~40% of the time).
   const bool padded_in_place = kMaskedRowEdges && g.padding_mode == PaddingMode::zeros;
-  if (in_place && out_in_place && !shared && ((a == l0 && b == l1) || padded_in_place) &&
-      taps <= static_cast<int64_t>(kRegisterTaps) && g.in_per_group == 1 && g.out_per_group == 1) {
+  // The task's rows, read and written in place in one call.
+  const auto in_place_rows = [&] {
     InPlaceRows<T> rows;
-    rows.x = in.data + n * in.batch_stride + co_begin * in.channel_stride;
+    rows.x = in.data + n * in.batch_stride + co_begin / g.out_per_group * in.channel_stride;
     rows.x_stride = in.channel_stride;
     rows.first = l0 - g.pad_left;
-    rows.length = padded_in_place ? g.length : 0;
-    rows.tap_step = dil;
     rows.weight = args.weight + co_begin * taps;
     rows.bias = args.bias + co_begin;
     rows.y = out.data + n * out.batch_stride + co_begin * out.channel_stride + l0;
     rows.y_stride = out.channel_stride;
     rows.rows = co_end - co_begin;
     rows.count = l1 - l0;
+    rows.out_per_group = g.out_per_group;
+    rows.first_multiplier = co_begin % g.out_per_group;
+    return rows;
+  };
+  if (in_place && out_in_place && !shared && ((a == l0 && b == l1) || padded_in_place) &&
+      taps <= static_cast<int64_t>(kRegisterTaps) && g.in_per_group == 1 && g.out_per_group == 1) {
+    InPlaceRows<T> rows = in_place_rows();
+    rows.length = padded_in_place ? g.length : 0;
+    rows.tap_step = dil;
     return RowsDispatch<kRegisterTaps>(d, rows, taps);
   }
   const int64_t dil_phase = dil % s, dil_offset = dil / s;
@@ -1282,19 +1289,8 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
     }
   }
   if (shifted && g.padding_mode == PaddingMode::zeros && out_in_place) {
-    InPlaceRows<T> rows;
-    rows.x = in.data + n * in.batch_stride + co_begin / g.out_per_group * in.channel_stride;
-    rows.x_stride = in.channel_stride;
-    rows.first = l0 - g.pad_left;
+    InPlaceRows<T> rows = in_place_rows();
     rows.length = g.length;
-    rows.weight = args.weight + co_begin * taps;
-    rows.bias = args.bias + co_begin;
-    rows.y = out.data + n * out.batch_stride + co_begin * out.channel_stride + l0;
-    rows.y_stride = out.channel_stride;
-    rows.rows = co_end - co_begin;
-    rows.count = l1 - l0;
-    rows.out_per_group = g.out_per_group;
-    rows.first_multiplier = co_begin % g.out_per_group;
     return ShiftedRows(d, rows, K);
   }
   // Where one piece alone is packed, the channels of a group (a depth
