@@ -751,6 +751,25 @@ HWY_INLINE Vec<hn::ScalableTag<double>> ShiftLanes(hn::ScalableTag<double>,
 constexpr bool kShiftedRows = false;
 #endif
 
+// inside[m]: the lanes of vector m (N lanes each) from position `start` of
+// a row of `length` that lie in [0, length). Two vector compares a vector:
+// scalar FirstN masks per vector cost more than a short row's shifts.
+template <size_t kVectors, class D>
+HWY_INLINE void InsideMasks(D d, int64_t start, int64_t length, hn::Mask<D>* inside) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  constexpr auto kSpan = static_cast<int64_t>(kVectors) * N;
+  const hn::RebindToSigned<D> di;
+  using TI = hn::TFromD<decltype(di)>;
+  const auto begin = hn::Set(di, static_cast<TI>(std::clamp<int64_t>(-start, 0, kSpan)));
+  const auto end = hn::Set(di, static_cast<TI>(std::clamp<int64_t>(length - start, 0, kSpan)));
+  auto lane = hn::Iota(di, 0);
+  HWY_UNROLL(16)
+  for (size_t m = 0; m < kVectors; ++m) {
+    inside[m] = hn::RebindMask(d, hn::AndNot(hn::Lt(lane, begin), hn::Lt(lane, end)));
+    lane = hn::Add(lane, hn::Set(di, static_cast<TI>(N)));
+  }
+}
+
 // Output vectors per block, and the residues (bits) of one-tap rows that are
 // loaded rather than shifted: 3, 7, 11, 15 measured 2-6% faster than 1, 5,
 // 9, 13, than every odd residue or than none (K = 9, 13, 31).
@@ -812,21 +831,11 @@ HWY_INLINE void ShiftedBlock(D d, const T* row, int64_t length, int64_t start, c
   const T* x = row + start;
   Vec<D> whole[J + 2];
   if constexpr (kBounded) {
-    // Lanes [inside_begin, inside_end) of the block's inputs lie in the row:
-    // one mask per vector from two vector compares (scalar FirstN masks cost
-    // more than the shifts on short rows).
-    constexpr auto kSpan = static_cast<int64_t>(J + 2) * N;
-    const hn::RebindToSigned<D> di;
-    using TI = hn::TFromD<decltype(di)>;
-    const auto inside_begin = hn::Set(di, static_cast<TI>(std::clamp<int64_t>(-start, 0, kSpan)));
-    const auto inside_end =
-        hn::Set(di, static_cast<TI>(std::clamp<int64_t>(length - start, 0, kSpan)));
-    auto lane = hn::Iota(di, 0);
+    hn::Mask<D> inside[J + 2];
+    InsideMasks<J + 2>(d, start, length, inside);
     HWY_UNROLL(16)
     for (size_t m = 0; m < J + 2; ++m) {
-      const auto inside = hn::AndNot(hn::Lt(lane, inside_begin), hn::Lt(lane, inside_end));
-      whole[m] = hn::MaskedLoad(hn::RebindMask(d, inside), d, x + static_cast<int64_t>(m) * N);
-      lane = hn::Add(lane, hn::Set(di, static_cast<TI>(N)));
+      whole[m] = hn::MaskedLoad(inside[m], d, x + static_cast<int64_t>(m) * N);
     }
   } else {
     HWY_UNROLL(16)
@@ -956,22 +965,10 @@ template <class D>
 EdgeBlock<D> PlanEdgeBlock(D d, int64_t vector, int64_t vectors, int64_t first, int64_t length,
                            int64_t count) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  constexpr auto kSpan = static_cast<int64_t>(EdgeBlock<D>::kMaxVectors + 2) * N;
-  const hn::RebindToSigned<D> di;
-  using TI = hn::TFromD<decltype(di)>;
-  const int64_t start = first + vector * N;
-  const auto inside_begin = hn::Set(di, static_cast<TI>(std::clamp<int64_t>(-start, 0, kSpan)));
-  const auto inside_end =
-      hn::Set(di, static_cast<TI>(std::clamp<int64_t>(length - start, 0, kSpan)));
   EdgeBlock<D> e;
   e.vector = vector;
   e.vectors = vectors;
-  auto lane = hn::Iota(di, 0);
-  for (size_t m = 0; m < EdgeBlock<D>::kMaxVectors + 2; ++m) {
-    e.inside[m] =
-        hn::RebindMask(d, hn::AndNot(hn::Lt(lane, inside_begin), hn::Lt(lane, inside_end)));
-    lane = hn::Add(lane, hn::Set(di, static_cast<TI>(N)));
-  }
+  InsideMasks<EdgeBlock<D>::kMaxVectors + 2>(d, first + vector * N, length, e.inside);
   const int64_t last_outputs = std::min(count - (vector + vectors - 1) * N, N);
   e.stored = hn::FirstN(d, static_cast<size_t>(last_outputs));
   return e;
