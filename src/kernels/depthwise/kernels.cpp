@@ -921,8 +921,7 @@ HWY_NOINLINE void ShiftedRow(D d, const T* row, int64_t length, int64_t start, c
 template <class D>
 struct EdgeBlock {
   static constexpr size_t kMaxVectors = kShiftedVectors;
-  int64_t vector = 0;  // the block's first output vector in the row
-  int64_t vectors = 0;
+  int64_t vector = 0;                   // the block's first output vector in the row
   hn::Mask<D> inside[kMaxVectors + 2];  // lanes of each input vector in the row
   hn::Mask<D> stored;                   // lanes of the last output vector kept
 };
@@ -967,7 +966,6 @@ EdgeBlock<D> PlanEdgeBlock(D d, int64_t vector, int64_t vectors, int64_t first, 
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
   EdgeBlock<D> e;
   e.vector = vector;
-  e.vectors = vectors;
   InsideMasks<EdgeBlock<D>::kMaxVectors + 2>(d, first + vector * N, length, e.inside);
   const int64_t last_outputs = std::min(count - (vector + vectors - 1) * N, N);
   e.stored = hn::FirstN(d, static_cast<size_t>(last_outputs));
@@ -1009,8 +1007,10 @@ HWY_NOINLINE void ShiftedRows(D d, const InPlaceRows<T>& r, int64_t K) {
     return r.first + v * N >= 0 && r.first + (v + block + 2) * N <= r.length &&
            v + block <= r.count / N;
   };
-  EdgeBlock<D> edges[4];
-  MaskedShiftedBlockFn<D, T> edge_fns[4] = {};
+  // One edge block before the interior, and after it as many as fit.
+  constexpr int kMaxEdgeBlocks = 4;
+  EdgeBlock<D> edges[kMaxEdgeBlocks];
+  MaskedShiftedBlockFn<D, T> edge_fns[kMaxEdgeBlocks] = {};
   int edge_count = 0;
   int64_t interior_begin = 0;
   if (r.first < 0) {
@@ -1035,7 +1035,7 @@ HWY_NOINLINE void ShiftedRows(D d, const InPlaceRows<T>& r, int64_t K) {
   const int64_t rest_blocks = (rest + J - 1) / J;
   // Padding past K - 1 (zeros: any width) can leave more edge blocks than
   // the plan holds: those rows end through ShiftedRow.
-  const bool planned_rest = rest_blocks < 4 - edge_count;
+  const bool planned_rest = rest_blocks <= kMaxEdgeBlocks - edge_count;
   for (int64_t b = 0, v = interior_end; planned_rest && b < rest_blocks; ++b) {
     const int64_t block = (vectors - v + (rest_blocks - b) - 1) / (rest_blocks - b);
     edges[edge_count] = PlanEdgeBlock(d, v, block, r.first, r.length, r.count);
