@@ -819,105 +819,9 @@ HWY_INLINE void ShiftedResidues(D d, Vec<D>* acc, const Vec<D>* whole, const T* 
   (ShiftedResidue<J, R, ((kMask >> R) & 1) != 0>(d, acc, whole, x, weight, K), ...);
 }
 
-// y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < (J - 1) * N +
-// last (the last vector stores only its first `last` lanes), where xpad is
-// the row zero-extended on both sides: kBounded blocks reach past [0,
-// length) and load through masks; the others read row[start, start + (J + 2)
-// * N).
-template <size_t J, unsigned kMask, bool kBounded, class D, class T>
-HWY_INLINE void ShiftedBlock(D d, const T* row, int64_t length, int64_t start, const T* weight,
-                             int64_t K, T bias, T* y, int64_t last) {
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const T* x = row + start;
-  Vec<D> whole[J + 2];
-  if constexpr (kBounded) {
-    hn::Mask<D> inside[J + 2];
-    InsideMasks<J + 2>(d, start, length, inside);
-    HWY_UNROLL(16)
-    for (size_t m = 0; m < J + 2; ++m) {
-      whole[m] = hn::MaskedLoad(inside[m], d, x + static_cast<int64_t>(m) * N);
-    }
-  } else {
-    HWY_UNROLL(16)
-    for (size_t m = 0; m < J + 2; ++m) whole[m] = hn::LoadU(d, x + static_cast<int64_t>(m) * N);
-  }
-  Vec<D> acc[J];
-  Fill<D>(acc, hn::Set(d, bias), std::make_index_sequence<J>());
-  // Bounded blocks shift every residue: an unaligned load could leave the row.
-  ShiftedResidues<J, kBounded ? 0u : kMask>(d, acc, whole, x, weight, K,
-                                            std::make_index_sequence<static_cast<size_t>(N)>());
-  StoreBlock(d, acc, y, N, std::make_index_sequence<J - 1>());
-  T* y_last = y + static_cast<int64_t>(J - 1) * N;
-  if (last == N) {
-    hn::StoreU(acc[J - 1], d, y_last);
-  } else {
-    StoreFirst(d, acc[J - 1], y_last, last);
-  }
-}
-template <size_t J, unsigned kMask, class D, class T>
-HWY_INLINE void AnyShiftedBlock(D d, const T* row, int64_t length, int64_t start, const T* weight,
-                                int64_t K, T bias, T* y, int64_t last) {
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  if (start >= 0 && start + static_cast<int64_t>(J + 2) * N <= length) {
-    ShiftedBlock<J, kMask, false>(d, row, length, start, weight, K, bias, y, last);
-  } else {
-    ShiftedBlock<J, kMask, true>(d, row, length, start, weight, K, bias, y, last);
-  }
-}
-template <size_t J, unsigned kMask, class D, class T>
-HWY_INLINE void ShiftedTail(D d, const T* row, int64_t length, int64_t start, const T* weight,
-                            int64_t K, T bias, T* y, int64_t vectors, int64_t last) {
-  if constexpr (J > 1) {
-    if (vectors < static_cast<int64_t>(J)) {
-      return ShiftedTail<J - 1, kMask>(d, row, length, start, weight, K, bias, y, vectors, last);
-    }
-  }
-  AnyShiftedBlock<J, kMask>(d, row, length, start, weight, K, bias, y, last);
-}
-
-// y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < count, K <= 2N,
-// xpad the row of `length` zero-extended on both sides.
-template <class D, class T>
-HWY_NOINLINE void ShiftedRow(D d, const T* row, int64_t length, int64_t start, const T* weight,
-                             int64_t K, T bias, T* y, int64_t count) {
-  constexpr unsigned kMask = kLoadedResidues;
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  constexpr auto J = static_cast<int64_t>(kShiftedVectors);
-  const int64_t vectors = (count + N - 1) / N;
-  int64_t v = 0;
-#ifdef CONV1D_HAVE_WIDE_ROW_BLOCK
-  // float rows with two taps on some residue: the hand-scheduled 12-vector
-  // block wherever its whole input lies inside the row, this kernel's
-  // blocks before (the left padding) and after.
-  if constexpr (std::is_same_v<T, float> && N == 16) {
-    if (K > N) {
-      constexpr int64_t kWide = kWideBlockVectors;
-      for (; v + kWide < vectors; v += J) {
-        if (start + v * N >= 0) break;
-        AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
-                                                y + v * N, N);
-      }
-      for (; v + kWide < vectors && start + (v + kWideBlockInputVectors) * N <= length;
-           v += kWide) {
-        WideRowBlock(row + start + v * N, weight, bias, K, y + v * N);
-      }
-    }
-  }
-#endif
-  for (; v + J < vectors; v += J) {
-    AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
-                                            y + v * N, N);
-  }
-  ShiftedTail<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias, y + v * N,
-                                      vectors - v, count - (vectors - 1) * N);
-}
-
-// Zero-padded rows read in place, all rows of a task in one call (ShiftedRow
-// per row costs ~15 ns besides its blocks: K = 7 rows of 100 outputs ran at
-// a third of the FMA rate). The rows share their geometry, so the blocks
-// that reach past a row's ends (at most one before, a few after) and their
-// load and store masks are planned once per task; each row then runs its
-// edge blocks through masks and its interior as ShiftedRow does.
+// A block of output vectors that reaches past a row's ends (an edge
+// block): its loads and its last store go through masks, which rows of
+// the same geometry share (ShiftedRows plans them once per task).
 template <class D>
 struct EdgeBlock {
   static constexpr size_t kMaxVectors = kShiftedVectors;
@@ -972,6 +876,89 @@ EdgeBlock<D> PlanEdgeBlock(D d, int64_t vector, int64_t vectors, int64_t first, 
   return e;
 }
 
+// y[l] = bias + sum_k weight[k] * x[start + l + k] for l < (J - 1) * N +
+// last (the last vector stores only its first `last` lanes), reading
+// row[start, start + (J + 2) * N).
+template <size_t J, unsigned kMask, class D, class T>
+HWY_INLINE void ShiftedBlock(D d, const T* row, int64_t start, const T* weight, int64_t K, T bias,
+                             T* y, int64_t last) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const T* x = row + start;
+  Vec<D> whole[J + 2];
+  HWY_UNROLL(16)
+  for (size_t m = 0; m < J + 2; ++m) whole[m] = hn::LoadU(d, x + static_cast<int64_t>(m) * N);
+  Vec<D> acc[J];
+  Fill<D>(acc, hn::Set(d, bias), std::make_index_sequence<J>());
+  ShiftedResidues<J, kMask>(d, acc, whole, x, weight, K,
+                            std::make_index_sequence<static_cast<size_t>(N)>());
+  StoreBlock(d, acc, y, N, std::make_index_sequence<J - 1>());
+  T* y_last = y + static_cast<int64_t>(J - 1) * N;
+  if (last == N) {
+    hn::StoreU(acc[J - 1], d, y_last);
+  } else {
+    StoreFirst(d, acc[J - 1], y_last, last);
+  }
+}
+template <size_t J, unsigned kMask, class D, class T>
+HWY_INLINE void AnyShiftedBlock(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                                int64_t K, T bias, T* y, int64_t last) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  if (start >= 0 && start + static_cast<int64_t>(J + 2) * N <= length) {
+    ShiftedBlock<J, kMask>(d, row, start, weight, K, bias, y, last);
+  } else {
+    const EdgeBlock<D> edge = PlanEdgeBlock(d, 0, static_cast<int64_t>(J), start, length,
+                                            static_cast<int64_t>(J - 1) * N + last);
+    MaskedShiftedBlockInline<J>(d, edge, row + start, weight, K, bias, y);
+  }
+}
+template <size_t J, unsigned kMask, class D, class T>
+HWY_INLINE void ShiftedTail(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                            int64_t K, T bias, T* y, int64_t vectors, int64_t last) {
+  if constexpr (J > 1) {
+    if (vectors < static_cast<int64_t>(J)) {
+      return ShiftedTail<J - 1, kMask>(d, row, length, start, weight, K, bias, y, vectors, last);
+    }
+  }
+  AnyShiftedBlock<J, kMask>(d, row, length, start, weight, K, bias, y, last);
+}
+
+// y[l] = bias + sum_k weight[k] * xpad[start + l + k] for l < count, K <= 2N,
+// xpad the row of `length` zero-extended on both sides.
+template <class D, class T>
+HWY_NOINLINE void ShiftedRow(D d, const T* row, int64_t length, int64_t start, const T* weight,
+                             int64_t K, T bias, T* y, int64_t count) {
+  constexpr unsigned kMask = kLoadedResidues;
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  constexpr auto J = static_cast<int64_t>(kShiftedVectors);
+  const int64_t vectors = (count + N - 1) / N;
+  int64_t v = 0;
+#ifdef CONV1D_HAVE_WIDE_ROW_BLOCK
+  // float rows with two taps on some residue: the hand-scheduled 12-vector
+  // block wherever its whole input lies inside the row, this kernel's
+  // blocks before (the left padding) and after.
+  if constexpr (std::is_same_v<T, float> && N == 16) {
+    if (K > N) {
+      constexpr int64_t kWide = kWideBlockVectors;
+      for (; v + kWide < vectors; v += J) {
+        if (start + v * N >= 0) break;
+        AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
+                                                y + v * N, N);
+      }
+      for (; v + kWide < vectors && start + (v + kWideBlockInputVectors) * N <= length;
+           v += kWide) {
+        WideRowBlock(row + start + v * N, weight, bias, K, y + v * N);
+      }
+    }
+  }
+#endif
+  for (; v + J < vectors; v += J) {
+    AnyShiftedBlock<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias,
+                                            y + v * N, N);
+  }
+  ShiftedTail<kShiftedVectors, kMask>(d, row, length, start + v * N, weight, K, bias, y + v * N,
+                                      vectors - v, count - (vectors - 1) * N);
+}
+
 // Rows of one block (up to J output vectors): the block inlined in the row
 // loop, its masks in registers (~1.3-1.5x faster than a call per row on
 // rows of 16-48 outputs).
@@ -993,6 +980,12 @@ HWY_INLINE void OneBlockRows(D d, const InPlaceRows<T>& r, int64_t K, int64_t ve
   }
 }
 
+// Zero-padded rows read in place, all rows of a task in one call (ShiftedRow
+// per row costs ~15 ns besides its blocks: K = 7 rows of 100 outputs ran at
+// a third of the FMA rate). The rows share their geometry, so the blocks
+// that reach past a row's ends (at most one before, a few after) and their
+// load and store masks are planned once per task; each row then runs its
+// edge blocks through masks and its interior as ShiftedRow does.
 template <class D, class T>
 HWY_NOINLINE void ShiftedRows(D d, const InPlaceRows<T>& r, int64_t K) {
   constexpr unsigned kMask = kLoadedResidues;
@@ -1063,8 +1056,7 @@ HWY_NOINLINE void ShiftedRows(D d, const InPlaceRows<T>& r, int64_t K) {
     }
 #endif
     for (; v < interior_end; v += J) {
-      ShiftedBlock<kShiftedVectors, kMask, false>(d, x_row, r.length, v * N, weight, K, bias,
-                                                  y + v * N, N);
+      ShiftedBlock<kShiftedVectors, kMask>(d, x_row, v * N, weight, K, bias, y + v * N, N);
     }
     for (; e < edge_count; ++e) {
       edge_fns[e](d, edges[e], x_row + edges[e].vector * N, weight, K, bias,
