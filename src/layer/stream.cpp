@@ -387,22 +387,30 @@ struct Stream::Impl {
     }
   }
 
+  // The first `count` (<= sizes[index]) outputs of the plan for
+  // sizes[index] outputs from the window at `offset` into `target`: the
+  // plan's extra outputs (read from stale positions past the received
+  // samples, inside the buffer) go to the scratch buffer and are dropped.
+  template <class T>
+  void execute_first(size_t index, int64_t count, int64_t offset, TensorRef<T> target) const {
+    const int64_t size = sizes[index];
+    const TensorRef<const T> input = window_ref<T>(offset, window_length(size));
+    if (count == size) {
+      execute(index, input, target);
+    } else {
+      execute(index, input, scratch_ref<T>(size));
+      copy_activation(TensorRef<const T>(scratch_ref<T>(count)), target);
+    }
+  }
+
   // Computes `count` (<= sizes[index]) outputs from the window at `begin`
   // into out[:, :, position...], with the plan for sizes[index] outputs.
   template <class T>
   void run(size_t index, int64_t count, TensorRef<T> out, int64_t& position) {
-    const int64_t size = sizes[index];
-    const int64_t length = window_length(size);
-    // Positions past the received samples are stale values whose outputs
-    // are dropped; they only need to lie inside the buffer.
-    if (begin + length > capacity) compact<T>();
-    const TensorRef<const T> input = window_ref<T>(begin, length);
-    if (count == size) {
-      execute(index, input, slice(out, position, size));
-    } else {
-      execute(index, input, scratch_ref<T>(size));
-      copy_activation(TensorRef<const T>(scratch_ref<T>(count)), slice(out, position, count));
-    }
+    // Positions past the received samples only need to lie inside the
+    // buffer.
+    if (begin + window_length(sizes[index]) > capacity) compact<T>();
+    execute_first(index, count, begin, slice(out, position, count));
     position += count;
     emitted += count;
     begin += count * stride;
@@ -518,17 +526,7 @@ struct Stream::Impl {
     const int64_t start = first_inside + (inside - blocks * block) * stride;
     const auto run_piece = [&](int64_t piece) {
       if (piece < first_block) {
-        // Its plan's extra outputs read stale positions past the copied
-        // samples, inside the buffer, and are dropped.
-        const int64_t size = sizes[remainder_index];
-        const TensorRef<const T> input(window_ref<T>(begin, window_length(size)));
-        if (size == remainder) {
-          execute(remainder_index, input, slice(out, position, remainder));
-        } else {
-          execute(remainder_index, input, scratch_ref<T>(size));
-          copy_activation(TensorRef<const T>(scratch_ref<T>(remainder)),
-                          slice(out, position, remainder));
-        }
+        execute_first(remainder_index, remainder, begin, slice(out, position, remainder));
         return;
       }
       const int64_t b = piece - first_block;
