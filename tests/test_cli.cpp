@@ -301,7 +301,8 @@ TEST_F(cli, InfoRejectsMismatchedSeparableShapes) {
 // checks. `--algorithm fused` runs only separable rows: the plain layers are
 // read and checked, not timed.
 TEST_F(cli, ShippedSuitesAreValid) {
-  for (const char* name : {"suite.csv", "separable.csv", "selection.csv", "random.csv"}) {
+  for (const char* name :
+       {"suite.csv", "separable.csv", "selection.csv", "random.csv", "codecs.csv"}) {
     const std::string file = std::string(CONV1D_SOURCE_DIR) + "/bench/" + name;
     const Result result =
         run("bench --suite '" + file + "' --algorithm fused --budget-ms 1 --threads 1");
@@ -441,6 +442,51 @@ TEST_F(cli, BenchRunsSeparableLayers) {
              "groups,pointwise_out_channels\n"
              "sep,1,8,16,100,5,1,same,1,1,12\n");
   expect_error("bench --suite bad.csv", {"line 2", "depthwise", "groups=1"});
+}
+
+// An optional padding_mode column after pointwise_out_channels; rows may
+// stop before it, and an unknown mode names its line and column.
+TEST_F(cli, BenchReadsPaddingModes) {
+  save_bytes("suite.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels,padding_mode\n"
+             "plain,1,4,8,64,3,1,same,1,1\n"
+             "reflected,1,4,8,64,4,2,3,1,1,,reflect\n"
+             "circular_dw,1,8,8,40,5,1,same,1,8,,circular\n"
+             "replicated_sep,1,8,8,50,3,1,1,1,8,6,replicate\n"
+             "zeros,1,4,8,64,3,1,same,1,1,,zeros\n");
+  const Result result = run("bench --suite suite.csv --budget-ms 5 --threads 1 --json out.json");
+  expect_ok(result);
+  const auto json = nlohmann::json::parse(read_text(path("out.json")));
+  ASSERT_EQ(json.size(), 5u);
+  EXPECT_EQ(json[0]["problem"], "mb1ic4oc8iw64kw3sw1dl1pl1pr1g1");
+  EXPECT_EQ(json[1]["problem"], "mb1ic4oc8iw64kw4sw2dl1pl3pr3g1_reflect");
+  EXPECT_EQ(json[2]["problem"], "mb1ic8oc8iw40kw5sw1dl1pl2pr2g8_circular");
+  EXPECT_EQ(json[3]["problem"],
+            "mb1ic8oc8iw50kw3sw1dl1pl1pr1g8_replicate+mb1ic8oc6iw50kw1sw1dl1pl0pr0g1");
+  EXPECT_EQ(json[4]["problem"], "mb1ic4oc8iw64kw3sw1dl1pl1pr1g1");
+  std::filesystem::remove(path("out.json"));
+
+  save_bytes("mode.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels,padding_mode\n"
+             "plain,1,4,8,64,3,1,same,1,1\n"
+             "bad,1,4,8,64,3,1,1,1,1,,mirror\n");
+  expect_error("bench --suite mode.csv --json out.json",
+               {"line 3", "padding_mode", "mirror", "reflect"});
+  // PyTorch's rule for reflect holds in a suite too.
+  save_bytes("wide.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels,padding_mode\n"
+             "wide,1,4,8,8,3,1,8,1,1,,reflect\n");
+  expect_error("bench --suite wide.csv --json out.json", {"line 2", "reflect"});
+  // A header without the column takes no row that has it.
+  save_bytes("short.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups\n"
+             "reflected,1,4,8,64,3,1,1,1,1,,reflect\n");
+  expect_error("bench --suite short.csv --json out.json", {"line 2", "10 to 10", "12"});
+  EXPECT_FALSE(std::filesystem::exists(path("out.json")));
 }
 
 TEST_F(cli, HelpExitsZero) {

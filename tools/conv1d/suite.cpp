@@ -16,7 +16,7 @@ namespace conv1d::cli {
 
 namespace {
 
-constexpr std::array<std::string_view, 11> kColumns = {"name",
+constexpr std::array<std::string_view, 12> kColumns = {"name",
                                                        "batch",
                                                        "in_channels",
                                                        "out_channels",
@@ -26,9 +26,13 @@ constexpr std::array<std::string_view, 11> kColumns = {"name",
                                                        "padding",
                                                        "dilation",
                                                        "groups",
-                                                       "pointwise_out_channels"};
-// Files without the last (separable) column are read as before.
+                                                       "pointwise_out_channels",
+                                                       "padding_mode"};
+// The last two columns are optional: a header may stop after any of the
+// first ten, and a row may leave out the ones at its end.
 constexpr size_t kRequiredColumns = 10;
+constexpr size_t kPointwiseColumn = 10;
+constexpr size_t kPaddingModeColumn = 11;
 
 std::string_view trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r");
@@ -62,8 +66,15 @@ SuiteLayer parse_layer(const std::vector<std::string_view>& fields) {
   layer.params.padding = Padding::parse(fields[7]);
   layer.params.dilation = number(8);
   layer.params.groups = number(9);
-  if (fields.size() > kRequiredColumns && !fields[10].empty()) {
-    layer.pointwise_out_channels = number(10);
+  if (fields.size() > kPaddingModeColumn && !fields[kPaddingModeColumn].empty()) {
+    try {
+      layer.params.padding_mode = parse_padding_mode(fields[kPaddingModeColumn]);
+    } catch (const Error& error) {
+      throw Error(fmt::format("column 'padding_mode': {}", error.what()));
+    }
+  }
+  if (fields.size() > kPointwiseColumn && !fields[kPointwiseColumn].empty()) {
+    layer.pointwise_out_channels = number(kPointwiseColumn);
     if (layer.pointwise_out_channels <= 0) {
       throw Error(fmt::format("column 'pointwise_out_channels' must be positive or empty, got {}",
                               layer.pointwise_out_channels));
@@ -126,19 +137,22 @@ std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view sourc
     if (line.empty()) continue;
     const auto fields = split(line);
     if (!header_seen) {
-      if ((fields.size() != kColumns.size() && fields.size() != kRequiredColumns) ||
+      if (fields.size() < kRequiredColumns || fields.size() > kColumns.size() ||
           !std::equal(fields.begin(), fields.end(), kColumns.begin())) {
-        throw Error(fmt::format("suite {} line {}: expected the header '{}', got '{}'", source,
-                                line_number, fmt::join(kColumns, ","), line));
+        throw Error(fmt::format(
+            "suite {} line {}: expected the header '{}', optionally followed by ',{}' and ',{}', "
+            "got '{}'",
+            source, line_number, fmt::join(kColumns.begin(), kColumns.begin() + kRequiredColumns, ","),
+            kColumns[kPointwiseColumn], kColumns[kPaddingModeColumn], line));
       }
       header_seen = true;
       columns = fields.size();
       continue;
     }
-    // Rows may leave out the optional last column.
-    if (fields.size() != columns && fields.size() != kRequiredColumns) {
-      throw Error(fmt::format("suite {} line {}: expected {} comma-separated fields, got {}",
-                              source, line_number, columns, fields.size()));
+    // Rows may leave out the optional columns at their end.
+    if (fields.size() < kRequiredColumns || fields.size() > columns) {
+      throw Error(fmt::format("suite {} line {}: expected {} to {} comma-separated fields, got {}",
+                              source, line_number, kRequiredColumns, columns, fields.size()));
     }
     try {
       layers.push_back(parse_layer(fields));

@@ -30,9 +30,11 @@ struct SuiteLayer {
 
 // CSV with the header
 //   name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,groups
-// (padding an integer, same, valid or causal) and optionally a last column
-// pointwise_out_channels (empty for a plain convolution). Blank lines are
-// skipped. Every layer is checked; errors name `source` and the line.
+// (padding an integer, same, valid or causal), optionally followed by the
+// columns pointwise_out_channels (empty for a plain convolution) and
+// padding_mode (empty for zeros); rows may leave out the optional columns at
+// their end. Blank lines are skipped. Every layer is checked; errors name
+// `source` and the line.
 std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view source);
 std::vector<SuiteLayer> builtin_suite();
 std::vector<SuiteLayer> read_suite(const std::string& path);
