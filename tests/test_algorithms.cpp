@@ -591,6 +591,61 @@ TEST_P(DepthwiseRows, RowsOfATaskShareTheirEdgeBlocks) {
   EXPECT_GT(checked, 300);
 }
 
+// Reflect, replicate and circular rows (long ones of 5..2N taps on AVX-512:
+// zero-padded rows, then the terms of the taps that read their padding;
+// otherwise padded copies of the row ends): padding narrower and wider than the kernel, on
+// one side or both, rows shorter than the padding's reach (both ends' terms
+// on one output), dilated register-tap rows, depth multipliers, and rows
+// long enough to be run a few at a time.
+TEST_P(DepthwiseRows, OtherPaddingModesAddTheirTerms) {
+  std::mt19937_64 rng(29);
+  int checked = 0;
+  for (const PaddingMode mode :
+       {PaddingMode::reflect, PaddingMode::replicate, PaddingMode::circular}) {
+    for (const bool f64 : {false, true}) {
+      for (const auto& [kernel_size, dilation] :
+           {std::pair<int64_t, int64_t>{3, 1}, {4, 3}, {7, 1}, {16, 1}, {31, 1}}) {
+        for (const int64_t out_length : {1, 16, 33, 100, 300, 600, 5000}) {
+          for (const auto& [pad_left, pad_right] : {std::pair<int64_t, int64_t>{1, 1},
+                                                    {kernel_size - 1, 0},
+                                                    {0, kernel_size - 1},
+                                                    {15, 15},
+                                                    {40, 3},
+                                                    {2, 90}}) {
+            for (const int64_t multiplier : {1, 3}) {
+              if (f64 && out_length == 5000) continue;
+              ConvParams p;
+              p.in_channels = 6;
+              p.out_channels = 6 * multiplier;
+              p.groups = 6;
+              p.kernel_size = kernel_size;
+              p.dilation = dilation;
+              p.bias = true;
+              p.padding_mode = mode;
+              p.padding = Padding::asymmetric(pad_left, pad_right);
+              const int64_t length =
+                  out_length + (kernel_size - 1) * dilation - pad_left - pad_right;
+              // PyTorch's limits: reflect pads less than the length,
+              // circular at most the length.
+              if (length < 1) continue;
+              if (mode == PaddingMode::reflect && std::max(pad_left, pad_right) >= length) continue;
+              if (mode == PaddingMode::circular && std::max(pad_left, pad_right) > length) continue;
+              const Problem problem =
+                  Problem::make(p, 2, length, f64 ? DType::f64 : DType::f32, Layout::ncl);
+              ASSERT_EQ(problem.out_length(), out_length);
+              ++checked;
+              const int64_t mismatches = f64 ? run_strided_output<double>(problem, 1, rng)
+                                             : run_strided_output<float>(problem, 1, rng);
+              EXPECT_EQ(mismatches, 0) << problem.to_string();
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 500);
+}
+
 // Output rows a multiple of 4 KiB apart make the direct algorithm keep its
 // partial sums in a tile of its own (loads of one tile would wait on the
 // stores of the previous one), and store the last reduction chunk straight

@@ -301,9 +301,8 @@ TEST_F(cli, InfoRejectsMismatchedSeparableShapes) {
 // checks. `--algorithm fused` runs only separable rows: the plain layers are
 // read and checked, not timed.
 TEST_F(cli, ShippedSuitesAreValid) {
-  for (const char* name :
-       {"suite.csv", "separable.csv", "selection.csv", "random.csv", "codecs.csv",
-        "padding_modes.csv"}) {
+  for (const char* name : {"suite.csv", "separable.csv", "selection.csv", "random.csv",
+                           "codecs.csv", "padding_modes.csv"}) {
     const std::string file = std::string(CONV1D_SOURCE_DIR) + "/bench/" + name;
     const Result result =
         run("bench --suite '" + file + "' --algorithm fused --budget-ms 1 --threads 1");

@@ -142,7 +142,8 @@ std::vector<SuiteLayer> parse_suite(std::string_view csv, std::string_view sourc
         throw Error(fmt::format(
             "suite {} line {}: expected the header '{}', optionally followed by ',{}' and ',{}', "
             "got '{}'",
-            source, line_number, fmt::join(kColumns.begin(), kColumns.begin() + kRequiredColumns, ","),
+            source, line_number,
+            fmt::join(kColumns.begin(), kColumns.begin() + kRequiredColumns, ","),
             kColumns[kPointwiseColumn], kColumns[kPaddingModeColumn], line));
       }
       header_seen = true;

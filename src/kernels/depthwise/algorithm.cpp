@@ -199,6 +199,8 @@ class DepthwiseExecutor final : public detail::Executor {
     const int64_t taps = g.in_per_group * g.kernel_size;
     if (g.shape == Shape::length_vectors) {
       weights.assign(weight, weight + g.out_channels * taps);
+      finite_weights_ =
+          std::all_of(weights.begin(), weights.end(), [](T value) { return std::isfinite(value); });
       biases.assign(static_cast<size_t>(g.out_channels), T(0));
       if (bias != nullptr) std::copy(bias, bias + g.out_channels, biases.begin());
       return;
@@ -226,6 +228,7 @@ class DepthwiseExecutor final : public detail::Executor {
     args.output = output;
     args.weight = weights.data();
     args.bias = biases.data();
+    args.finite_weights = finite_weights_;
     const size_t bytes = scratch_bytes_;
     const int64_t output_bytes = problem_.batch * problem_.out_channels * geometry_.out_length *
                                  static_cast<int64_t>(sizeof(T));
@@ -238,6 +241,7 @@ class DepthwiseExecutor final : public detail::Executor {
   Geometry geometry_;
   int64_t lanes_ = 1;
   size_t scratch_bytes_ = 0;
+  bool finite_weights_ = true;  // length_vectors: no infinite or NaN weight
   AlignedVector<float> weight_f32_, bias_f32_;
   AlignedVector<double> weight_f64_, bias_f64_;
 };

@@ -75,6 +75,9 @@ struct Args {
   // channel_vectors: [blocks][V], zero when the problem has no bias.
   // length_vectors: [C_out], zero when the problem has no bias.
   const T* bias = nullptr;
+  // length_vectors: no weight is infinite or NaN, so a tap over zero padding
+  // adds an exact zero (kernels.cpp, AddPaddingTerms).
+  bool finite_weights = true;
 };
 
 // What one SIMD target provides (see kernels.cpp).

@@ -1180,6 +1180,134 @@ void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0,
   }
 }
 
+// Reflect, replicate and circular rows of 5..2N taps run as zero-padded
+// rows read in place (ShiftedRows), then get the terms that their padding
+// adds: w[k] * xpad[p] for each tap of an output that reads a padded
+// position p outside [0, L). Those outputs lie within the padding's width
+// of the row's ends. The padded values of a row sit in a zero-extended
+// buffer, so tap k of N outputs is one unaligned load (positions inside the
+// row read zeros: the rows counted them). Stride 1. Conformer's K = 31
+// rows (15 padded positions a side) ran 1.2-1.35x slower than zero-padded
+// ones as separate pieces on padded copies, 1.1-1.2x this way. Finite weights only: an infinite
+// weight times the zero a row read would make NaN where PyTorch has the weight times a padded
+// value.
+constexpr int64_t kMaxPaddingTermsSpan = 256;      // buffer elements a side
+constexpr int64_t kPaddingTermsBytes = 32 * 1024;  // rows' input and output a call
+constexpr int64_t kMinPaddingTermsVectors = 32;    // outputs of a task's rows
+inline bool padding_terms_fit(const Geometry& g) {
+  const int64_t reach = (g.kernel_size - 1) * g.dilation;
+  const int64_t pad_right = g.out_length - g.length - g.pad_left + reach;
+  return g.stride == 1 && g.in_per_group == 1 && g.padding_mode != PaddingMode::zeros &&
+         2 * g.pad_left <= kMaxPaddingTermsSpan - 64 &&
+         reach + pad_right <= kMaxPaddingTermsSpan - 64;
+}
+
+// Sum over taps [k0, k1) of w[k] * buffer[at + k * dil .. + N), in four
+// independent FMA chains, tap k in chain k % 4 (k0 is rounded down: taps
+// below it read zeros, which leave a chain as it was), so that a lane's sum
+// does not depend on where its vector starts.
+template <class D, class T>
+HWY_INLINE Vec<D> PaddingTerms(D d, const T* w, const T* buffer, int64_t at, int64_t dil,
+                               int64_t k0, int64_t k1) {
+  Vec<D> sums[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
+  int64_t k = k0 / 4 * 4;
+  for (; k + 4 <= k1; k += 4) {
+    for (int64_t j = 0; j < 4; ++j) {
+      sums[j] =
+          hn::MulAdd(hn::Set(d, w[k + j]), hn::LoadU(d, buffer + at + (k + j) * dil), sums[j]);
+    }
+  }
+  for (; k < k1; ++k) {
+    sums[0] = hn::MulAdd(hn::Set(d, w[k]), hn::LoadU(d, buffer + at + k * dil), sums[0]);
+  }
+  return hn::Add(hn::Add(sums[0], sums[1]), hn::Add(sums[2], sums[3]));
+}
+
+// Adds those terms to the outputs [l0, l0 + r.count) of the rows of `r`
+// (r.first = l0 - pad_left; the layout of in_place_rows in LengthTask).
+template <class D, class T>
+void AddPaddingTerms(D d, const Geometry& g, const InPlaceRows<T>& r, int64_t l0) {
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
+  const int64_t K = g.kernel_size, dil = g.dilation, L = g.length, pl = g.pad_left;
+  const int64_t reach = (K - 1) * dil;
+  const int64_t pr = g.out_length - L - pl + reach;
+  const int64_t l1 = l0 + r.count;
+  // Left: outputs [l0, min(l1, pl)); buffer j holds xpad[j - pl].
+  const int64_t left_end = std::min(l1, pl);
+  // Right: outputs from L + pl - reach on; buffer t holds xpad[L - reach + t].
+  const int64_t right_begin = std::max(l0, L + pl - reach);
+  if (left_end <= l0 && right_begin >= l1) return;
+  // Each of kTermRows rows has its buffers, filled for all of them before
+  // any is read: a vector load over values just stored one by one waits
+  // for the stores to reach L1 (store forwarding fails), ~2x the cost.
+  constexpr int64_t kTermRows = 4;
+  constexpr int64_t kBuffer = kMaxPaddingTermsSpan + N;
+  HWY_ALIGN T left[kTermRows][kBuffer];
+  HWY_ALIGN T right[kTermRows][kBuffer];
+  // Zeros where the loads reach past the padded values: inside the row,
+  // or past the padding (lanes past the outputs).
+  for (int64_t i = 0; i < kTermRows; ++i) {
+    std::fill(left[i] + pl, left[i] + pl + N, T(0));
+    std::fill(right[i], right[i] + reach, T(0));
+    std::fill(right[i] + reach + pr, right[i] + reach + pr + N, T(0));
+  }
+  // Where each padded position reads (inside the row, for these modes):
+  // the same for every row.
+  int64_t left_source[kMaxPaddingTermsSpan];
+  int64_t right_source[kMaxPaddingTermsSpan];
+  for (int64_t j = 0; j < pl; ++j) left_source[j] = core::source_index(j - pl, L, g.padding_mode);
+  for (int64_t t = 0; t < pr; ++t) right_source[t] = core::source_index(L + t, L, g.padding_mode);
+  // Per vector of outputs: its first output and the taps it runs (the
+  // same for every row).
+  struct Chunk {
+    int64_t at;  // first output, relative to l0
+    int64_t count;
+    int64_t from;  // buffer offset of tap 0
+    int64_t k0, k1;
+  };
+  Chunk left_chunks[kMaxPaddingTermsSpan / N + 2];
+  Chunk right_chunks[kMaxPaddingTermsSpan / N + 2];
+  int64_t left_count = 0, right_count = 0;
+  for (int64_t l = l0; l < left_end; l += N) {
+    // Taps up to the last that lane 0 reads before the row.
+    left_chunks[left_count++] = {l - l0, std::min(N, left_end - l), l, 0,
+                                 std::min(K, (pl - l + dil - 1) / dil)};
+  }
+  for (int64_t l = right_begin; l < l1; l += N) {
+    // Taps from the first that some lane reads past the row.
+    right_chunks[right_count++] = {l - l0, std::min(N, l1 - l), l - pl - (L - reach),
+                                   std::max<int64_t>(0, (L - (l + N - 1 - pl) + dil - 1) / dil), K};
+  }
+  const auto add = [&](const Chunk& c, const T* w, const T* buffer, T* y) {
+    const Vec<D> terms = PaddingTerms(d, w, buffer, c.from, dil, c.k0, c.k1);
+    T* at = y + c.at;
+    StoreFirst(d, hn::Add(LoadFirst(d, at, c.count), terms), at, c.count);
+  };
+  const T* x_row = r.x;
+  int64_t multiplier = r.first_multiplier;
+  for (int64_t row0 = 0; row0 < r.rows; row0 += kTermRows) {
+    const int64_t rows = std::min(kTermRows, r.rows - row0);
+    for (int64_t i = 0; i < rows; ++i) {
+      if (left_count > 0) {
+        for (int64_t j = 0; j < pl; ++j) left[i][j] = x_row[left_source[j]];
+      }
+      if (right_count > 0) {
+        for (int64_t t = 0; t < pr; ++t) right[i][reach + t] = x_row[right_source[t]];
+      }
+      if (++multiplier == r.out_per_group) {
+        multiplier = 0;
+        x_row += r.x_stride;
+      }
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      const T* w = r.weight + (row0 + i) * K;
+      T* y = r.y + (row0 + i) * r.y_stride;
+      for (int64_t c = 0; c < left_count; ++c) add(left_chunks[c], w, left[i], y);
+      for (int64_t c = 0; c < right_count; ++c) add(right_chunks[c], w, right[i], y);
+    }
+  }
+}
+
 template <class D, class T>
 void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
@@ -1263,8 +1391,39 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   // interior's whole blocks whose inputs lie inside the row do, and the
   // edges run on a padded copy.
   const bool shifted = shared && shifted_taps;
+  // Other padding modes on long shifted rows: zero-padded rows plus their
+  // padding's terms (AddPaddingTerms). On rows of fewer than
+  // kMinPaddingTermsVectors vectors the terms cost about what the row's
+  // FMAs do (K = 15, 100 outputs: 2x the zero-padded row), and rows of a
+  // few 8-vector blocks, all at an edge, read as slow as their packed edges
+  // or slower (K = 31, 256 outputs); on Mamba's K = 4 register rows they
+  // were no faster than packed edges either.
+  const bool terms = shifted && out_in_place && args.finite_weights && padding_terms_fit(g) &&
+                     l1 - l0 >= kMinPaddingTermsVectors * N;
+  // Runs `run_rows` on the task's rows, and with another padding mode their
+  // padding's terms a few rows at a time, while those rows' ends are still
+  // in L1 (after all rows of Mamba's tasks they came from memory again:
+  // 1.25x slower).
+  const auto with_padding_terms = [&](const InPlaceRows<T>& rows, const auto& run_rows) {
+    if (!terms) return run_rows(rows);
+    const auto row_bytes =
+        static_cast<int64_t>(sizeof(T)) * (input_span(g, rows.count) + rows.count);
+    const int64_t block = std::max<int64_t>(1, kPaddingTermsBytes / row_bytes);
+    for (int64_t r0 = 0; r0 < rows.rows; r0 += block) {
+      InPlaceRows<T> part = rows;
+      const int64_t position = rows.first_multiplier + r0;
+      part.x = rows.x + position / rows.out_per_group * rows.x_stride;
+      part.first_multiplier = position % rows.out_per_group;
+      part.weight = rows.weight + r0 * taps;
+      part.bias = rows.bias + r0;
+      part.y = rows.y + r0 * rows.y_stride;
+      part.rows = std::min(block, rows.rows - r0);
+      run_rows(part);
+      AddPaddingTerms(d, g, part, l0);
+    }
+  };
   int64_t shifted_begin = l0, shifted_end = l1;
-  if (shifted && g.padding_mode != PaddingMode::zeros) {
+  if (shifted && g.padding_mode != PaddingMode::zeros && !terms) {
     // Blocks at output l read x[l - pad_left, l - pad_left + block + 2N).
     const int64_t block = static_cast<int64_t>(kShiftedVectors) * N;
     const int64_t start = std::max(l0, g.pad_left);
@@ -1277,10 +1436,10 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
           std::min((last - shifted_begin) / block + 1, (l1 - shifted_begin) / block) * block;
     }
   }
-  if (shifted && g.padding_mode == PaddingMode::zeros && out_in_place) {
+  if (shifted && (g.padding_mode == PaddingMode::zeros || terms) && out_in_place) {
     InPlaceRows<T> rows = in_place_rows();
     rows.length = g.length;
-    return ShiftedRows(d, rows, K);
+    return with_padding_terms(rows, [&](const InPlaceRows<T>& part) { ShiftedRows(d, part, K); });
   }
   // Where one piece alone is packed, the channels of a group (a depth
   // multiplier) share its packed rows.
