@@ -20,7 +20,8 @@
 //   move each byte once; on AVX-512, stride-1 rows with 5 <= K <= 2V load
 //   whole vectors once and shift lanes out of them in registers
 //   (ShiftedRow, K = 31 and 9 among them; a task's zero-padded rows run in
-//   one call, ShiftedRows). Channels-last layers with short
+//   one call, ShiftedRows, and so do long rows of the other padding modes,
+//   which then add their padding's terms). Channels-last layers with short
 //   kernels run position-major, streaming whole rows.
 #pragma once
 
