@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <conv1d/conv1d.hpp>
+#include <conv1d/layer.hpp>
 #include <limits>
 #include <random>
 #include <string>
@@ -547,6 +548,29 @@ TEST_P(DepthwiseRows, WideBlocksAtTheRowEnds) {
   EXPECT_EQ(checked, 4 * 14 * 5 * 3);
 }
 
+// A depthwise layer with a bias and zero padding.
+ConvParams depthwise_params(int64_t channels, int64_t multiplier, int64_t kernel_size,
+                            int64_t pad_left, int64_t pad_right) {
+  SeparableParams separable;
+  separable.in_channels = channels;
+  separable.depth_multiplier = multiplier;
+  separable.kernel_size = kernel_size;
+  separable.padding = Padding::asymmetric(pad_left, pad_right);
+  return separable.depthwise_params();
+}
+
+// The depthwise algorithm on NCL rows of `length` samples against the
+// reference.
+void expect_depthwise_rows_match(const ConvParams& p, int64_t batch, int64_t length, bool f64,
+                                 int64_t out_length, std::mt19937_64& rng) {
+  const Problem problem =
+      Problem::make(p, batch, length, f64 ? DType::f64 : DType::f32, Layout::ncl);
+  EXPECT_EQ(problem.out_length(), out_length) << problem.to_string();
+  const int64_t mismatches = f64 ? run_strided_output<double>(problem, 1, rng)
+                                 : run_strided_output<float>(problem, 1, rng);
+  EXPECT_EQ(mismatches, 0) << problem.to_string();
+}
+
 // Zero-padded rows of 5..2N taps run a task's rows in one call, with the
 // blocks at the row ends planned once per task: rows of one block and of
 // several, tasks that start inside a depth multiplier's group of rows, and
@@ -565,24 +589,13 @@ TEST_P(DepthwiseRows, RowsOfATaskShareTheirEdgeBlocks) {
                                                   {0, 300},
                                                   {150, 700}}) {
           for (const int64_t multiplier : {1, 3}) {
-            ConvParams p;
             // 24 groups: rows of 1000 outputs run four to a task, so tasks
             // start inside a group of three rows.
-            p.in_channels = 24;
-            p.out_channels = 24 * multiplier;
-            p.groups = 24;
-            p.kernel_size = kernel_size;
-            p.bias = true;
-            p.padding = Padding::asymmetric(pad_left, pad_right);
+            const ConvParams p = depthwise_params(24, multiplier, kernel_size, pad_left, pad_right);
             const int64_t length = out_length + kernel_size - 1 - pad_left - pad_right;
             if (length < 1) continue;
-            const Problem problem =
-                Problem::make(p, 1, length, f64 ? DType::f64 : DType::f32, Layout::ncl);
-            ASSERT_EQ(problem.out_length(), out_length);
             ++checked;
-            const int64_t mismatches = f64 ? run_strided_output<double>(problem, 1, rng)
-                                           : run_strided_output<float>(problem, 1, rng);
-            EXPECT_EQ(mismatches, 0) << problem.to_string();
+            expect_depthwise_rows_match(p, 1, length, f64, out_length, rng);
           }
         }
       }
@@ -614,15 +627,9 @@ TEST_P(DepthwiseRows, OtherPaddingModesAddTheirTerms) {
                                                     {2, 90}}) {
             for (const int64_t multiplier : {1, 3}) {
               if (f64 && out_length == 5000) continue;
-              ConvParams p;
-              p.in_channels = 6;
-              p.out_channels = 6 * multiplier;
-              p.groups = 6;
-              p.kernel_size = kernel_size;
+              ConvParams p = depthwise_params(6, multiplier, kernel_size, pad_left, pad_right);
               p.dilation = dilation;
-              p.bias = true;
               p.padding_mode = mode;
-              p.padding = Padding::asymmetric(pad_left, pad_right);
               const int64_t length =
                   out_length + (kernel_size - 1) * dilation - pad_left - pad_right;
               // PyTorch's limits: reflect pads less than the length,
@@ -630,13 +637,8 @@ TEST_P(DepthwiseRows, OtherPaddingModesAddTheirTerms) {
               if (length < 1) continue;
               if (mode == PaddingMode::reflect && std::max(pad_left, pad_right) >= length) continue;
               if (mode == PaddingMode::circular && std::max(pad_left, pad_right) > length) continue;
-              const Problem problem =
-                  Problem::make(p, 2, length, f64 ? DType::f64 : DType::f32, Layout::ncl);
-              ASSERT_EQ(problem.out_length(), out_length);
               ++checked;
-              const int64_t mismatches = f64 ? run_strided_output<double>(problem, 1, rng)
-                                             : run_strided_output<float>(problem, 1, rng);
-              EXPECT_EQ(mismatches, 0) << problem.to_string();
+              expect_depthwise_rows_match(p, 2, length, f64, out_length, rng);
             }
           }
         }
