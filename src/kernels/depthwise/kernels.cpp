@@ -1188,12 +1188,12 @@ void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0,
 // buffer, so tap k of N outputs is one unaligned load (positions inside the
 // row read zeros: the rows counted them). Stride 1. Conformer's K = 31
 // rows (15 padded positions a side) ran 1.2-1.35x slower than zero-padded
-// ones as separate pieces on padded copies, 1.1-1.2x this way. Finite weights only: an infinite
-// weight times the zero a row read would make NaN where PyTorch has the weight times a padded
-// value.
+// ones as separate pieces on padded copies, 1.1-1.2x this way. Finite
+// weights only: an infinite weight times the zero a row read would make
+// NaN where PyTorch has the weight times a padded value.
 constexpr int64_t kMaxPaddingTermsSpan = 256;      // buffer elements a side
 constexpr int64_t kPaddingTermsBytes = 32 * 1024;  // rows' input and output a call
-constexpr int64_t kMinPaddingTermsVectors = 32;    // outputs of a task's rows
+constexpr int64_t kMinPaddingTermsVectors = 32;    // output vectors of a task's rows
 inline bool padding_terms_fit(const Geometry& g) {
   const int64_t reach = (g.kernel_size - 1) * g.dilation;
   const int64_t pad_right = g.out_length - g.length - g.pad_left + reach;
@@ -1398,32 +1398,10 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
   // few 8-vector blocks, all at an edge, read as slow as their packed edges
   // or slower (K = 31, 256 outputs); on Mamba's K = 4 register rows they
   // were no faster than packed edges either.
-  const bool terms = shifted && out_in_place && args.finite_weights && padding_terms_fit(g) &&
-                     l1 - l0 >= kMinPaddingTermsVectors * N;
-  // Runs `run_rows` on the task's rows, and with another padding mode their
-  // padding's terms a few rows at a time, while those rows' ends are still
-  // in L1 (after all rows of Mamba's tasks they came from memory again:
-  // 1.25x slower).
-  const auto with_padding_terms = [&](const InPlaceRows<T>& rows, const auto& run_rows) {
-    if (!terms) return run_rows(rows);
-    const auto row_bytes =
-        static_cast<int64_t>(sizeof(T)) * (input_span(g, rows.count) + rows.count);
-    const int64_t block = std::max<int64_t>(1, kPaddingTermsBytes / row_bytes);
-    for (int64_t r0 = 0; r0 < rows.rows; r0 += block) {
-      InPlaceRows<T> part = rows;
-      const int64_t position = rows.first_multiplier + r0;
-      part.x = rows.x + position / rows.out_per_group * rows.x_stride;
-      part.first_multiplier = position % rows.out_per_group;
-      part.weight = rows.weight + r0 * taps;
-      part.bias = rows.bias + r0;
-      part.y = rows.y + r0 * rows.y_stride;
-      part.rows = std::min(block, rows.rows - r0);
-      run_rows(part);
-      AddPaddingTerms(d, g, part, l0);
-    }
-  };
+  const bool padding_terms = shifted && out_in_place && args.finite_weights &&
+                             padding_terms_fit(g) && l1 - l0 >= kMinPaddingTermsVectors * N;
   int64_t shifted_begin = l0, shifted_end = l1;
-  if (shifted && g.padding_mode != PaddingMode::zeros && !terms) {
+  if (shifted && g.padding_mode != PaddingMode::zeros && !padding_terms) {
     // Blocks at output l read x[l - pad_left, l - pad_left + block + 2N).
     const int64_t block = static_cast<int64_t>(kShiftedVectors) * N;
     const int64_t start = std::max(l0, g.pad_left);
@@ -1436,10 +1414,28 @@ void LengthTask(D d, const Args<T>& args, int64_t task, void* scratch) {
           std::min((last - shifted_begin) / block + 1, (l1 - shifted_begin) / block) * block;
     }
   }
-  if (shifted && (g.padding_mode == PaddingMode::zeros || terms) && out_in_place) {
+  if (shifted && (g.padding_mode == PaddingMode::zeros || padding_terms) && out_in_place) {
     InPlaceRows<T> rows = in_place_rows();
     rows.length = g.length;
-    return with_padding_terms(rows, [&](const InPlaceRows<T>& part) { ShiftedRows(d, part, K); });
+    if (!padding_terms) return ShiftedRows(d, rows, K);
+    // A few rows at a time, so that their ends are still in L1 for the
+    // terms.
+    const auto row_bytes =
+        static_cast<int64_t>(sizeof(T)) * (input_span(g, rows.count) + rows.count);
+    const int64_t block = std::max<int64_t>(1, kPaddingTermsBytes / row_bytes);
+    for (int64_t r0 = 0; r0 < rows.rows; r0 += block) {
+      InPlaceRows<T> part = rows;
+      const int64_t position = rows.first_multiplier + r0;
+      part.x = rows.x + position / rows.out_per_group * rows.x_stride;
+      part.first_multiplier = position % rows.out_per_group;
+      part.weight = rows.weight + r0 * K;
+      part.bias = rows.bias + r0;
+      part.y = rows.y + r0 * rows.y_stride;
+      part.rows = std::min(block, rows.rows - r0);
+      ShiftedRows(d, part, K);
+      AddPaddingTerms(d, g, part, l0);
+    }
+    return;
   }
   // Where one piece alone is packed, the channels of a group (a depth
   // multiplier) share its packed rows.
