@@ -28,8 +28,9 @@ constexpr std::array<std::string_view, 12> kColumns = {"name",
                                                        "groups",
                                                        "pointwise_out_channels",
                                                        "padding_mode"};
-// The last two columns are optional: a header may stop after any of the
-// first ten, and a row may leave out the ones at its end.
+// The last two columns are optional: a header holds the first ten and may
+// go on with one or both of them, and a row may leave out the ones at its
+// end.
 constexpr size_t kRequiredColumns = 10;
 constexpr size_t kPointwiseColumn = 10;
 constexpr size_t kPaddingModeColumn = 11;

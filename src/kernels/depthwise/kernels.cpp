@@ -1186,7 +1186,8 @@ void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0,
 // position p outside [0, L). Those outputs lie within the padding's width
 // of the row's ends. The padded values of a row sit in a zero-extended
 // buffer, so tap k of N outputs is one unaligned load (positions inside the
-// row read zeros: the rows counted them). Stride 1. Conformer's K = 31
+// row read zeros: the rows counted them). Stride and dilation 1, as for
+// every ShiftedRows row. Conformer's K = 31
 // rows (15 padded positions a side) ran 1.2-1.35x slower than zero-padded
 // ones as separate pieces on padded copies, 1.1-1.2x this way. Finite
 // weights only: an infinite weight times the zero a row read would make
@@ -1194,31 +1195,32 @@ void PackRow(const Geometry& g, const T* row, int64_t length_stride, int64_t q0,
 constexpr int64_t kMaxPaddingTermsSpan = 256;      // buffer elements a side
 constexpr int64_t kPaddingTermsBytes = 32 * 1024;  // rows' input and output a call
 constexpr int64_t kMinPaddingTermsVectors = 32;    // output vectors of a task's rows
+// The right padding of a stride-1, dilation-1 row.
+inline int64_t pad_right_of(const Geometry& g) {
+  return g.out_length - g.length - g.pad_left + g.kernel_size - 1;
+}
 inline bool padding_terms_fit(const Geometry& g) {
-  const int64_t reach = (g.kernel_size - 1) * g.dilation;
-  const int64_t pad_right = g.out_length - g.length - g.pad_left + reach;
-  return g.stride == 1 && g.in_per_group == 1 && g.padding_mode != PaddingMode::zeros &&
-         2 * g.pad_left <= kMaxPaddingTermsSpan - 64 &&
-         reach + pad_right <= kMaxPaddingTermsSpan - 64;
+  return g.stride == 1 && g.dilation == 1 && g.in_per_group == 1 &&
+         g.padding_mode != PaddingMode::zeros && 2 * g.pad_left <= kMaxPaddingTermsSpan - 64 &&
+         g.kernel_size - 1 + pad_right_of(g) <= kMaxPaddingTermsSpan - 64;
 }
 
-// Sum over taps [k0, k1) of w[k] * buffer[at + k * dil .. + N), in four
+// Sum over taps [k0, k1) of w[k] * buffer[at + k .. + N), in four
 // independent FMA chains, tap k in chain k % 4 (k0 is rounded down: taps
 // below it read zeros, which leave a chain as it was), so that a lane's sum
 // does not depend on where its vector starts.
 template <class D, class T>
-HWY_INLINE Vec<D> PaddingTerms(D d, const T* w, const T* buffer, int64_t at, int64_t dil,
-                               int64_t k0, int64_t k1) {
+HWY_INLINE Vec<D> PaddingTerms(D d, const T* w, const T* buffer, int64_t at, int64_t k0,
+                               int64_t k1) {
   Vec<D> sums[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
   int64_t k = k0 / 4 * 4;
   for (; k + 4 <= k1; k += 4) {
     for (int64_t j = 0; j < 4; ++j) {
-      sums[j] =
-          hn::MulAdd(hn::Set(d, w[k + j]), hn::LoadU(d, buffer + at + (k + j) * dil), sums[j]);
+      sums[j] = hn::MulAdd(hn::Set(d, w[k + j]), hn::LoadU(d, buffer + at + k + j), sums[j]);
     }
   }
   for (; k < k1; ++k) {
-    sums[0] = hn::MulAdd(hn::Set(d, w[k]), hn::LoadU(d, buffer + at + k * dil), sums[0]);
+    sums[0] = hn::MulAdd(hn::Set(d, w[k]), hn::LoadU(d, buffer + at + k), sums[0]);
   }
   return hn::Add(hn::Add(sums[0], sums[1]), hn::Add(sums[2], sums[3]));
 }
@@ -1228,9 +1230,9 @@ HWY_INLINE Vec<D> PaddingTerms(D d, const T* w, const T* buffer, int64_t at, int
 template <class D, class T>
 void AddPaddingTerms(D d, const Geometry& g, const InPlaceRows<T>& r, int64_t l0) {
   constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  const int64_t K = g.kernel_size, dil = g.dilation, L = g.length, pl = g.pad_left;
-  const int64_t reach = (K - 1) * dil;
-  const int64_t pr = g.out_length - L - pl + reach;
+  const int64_t K = g.kernel_size, L = g.length, pl = g.pad_left;
+  const int64_t reach = K - 1;
+  const int64_t pr = pad_right_of(g);
   const int64_t l1 = l0 + r.count;
   // Left: outputs [l0, min(l1, pl)); buffer j holds xpad[j - pl].
   const int64_t left_end = std::min(l1, pl);
@@ -1270,16 +1272,15 @@ void AddPaddingTerms(D d, const Geometry& g, const InPlaceRows<T>& r, int64_t l0
   int64_t left_count = 0, right_count = 0;
   for (int64_t l = l0; l < left_end; l += N) {
     // Taps up to the last that lane 0 reads before the row.
-    left_chunks[left_count++] = {l - l0, std::min(N, left_end - l), l, 0,
-                                 std::min(K, (pl - l + dil - 1) / dil)};
+    left_chunks[left_count++] = {l - l0, std::min(N, left_end - l), l, 0, std::min(K, pl - l)};
   }
   for (int64_t l = right_begin; l < l1; l += N) {
     // Taps from the first that some lane reads past the row.
     right_chunks[right_count++] = {l - l0, std::min(N, l1 - l), l - pl - (L - reach),
-                                   std::max<int64_t>(0, (L - (l + N - 1 - pl) + dil - 1) / dil), K};
+                                   std::max<int64_t>(0, L - (l + N - 1 - pl)), K};
   }
   const auto add = [&](const Chunk& c, const T* w, const T* buffer, T* y) {
-    const Vec<D> terms = PaddingTerms(d, w, buffer, c.from, dil, c.k0, c.k1);
+    const Vec<D> terms = PaddingTerms(d, w, buffer, c.from, c.k0, c.k1);
     T* at = y + c.at;
     StoreFirst(d, hn::Add(LoadFirst(d, at, c.count), terms), at, c.count);
   };
