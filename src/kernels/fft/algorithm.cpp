@@ -93,10 +93,14 @@ int64_t chunk_blocks(const Geometry& g, int64_t element) {
 
 // Seconds on one core: costs per vector operation of each phase, fitted
 // (non-negative least squares on relative error) to the measured time of
-// 219 layers on this machine's AVX-512 core at ~3.3 GHz: standard, grouped
-// and depthwise, K = 7..2048, strides 1-4, NCL and NLC. At a given
-// transform size two thirds of the predictions fall within 20% of the
-// measured time, 86% within 30% (rms of the log ratio 0.17).
+// 219 layers on an Intel Xeon's AVX-512 core at ~3.3 GHz: standard,
+// grouped and depthwise, K = 7..2048, strides 1-4, NCL and NLC. At a given
+// transform size two thirds of the predictions fell within 20% of the
+// measured time, 86% within 30% (rms of the log ratio 0.17). On the Zen 5
+// core of docs/performance.md, over 374 layers at 1-5 sizes each, 58% fall
+// within 20% and 81% within 30%; a refit of the same terms there came to
+// 63% and 83%, and chose worse transform sizes, so the terms stay and
+// estimated_seconds scales their sum.
 double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const auto blocks = static_cast<double>(g.total_blocks());
   const auto half = static_cast<double>(g.half);
@@ -105,29 +109,56 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const auto out_rows = blocks * static_cast<double>(g.task_groups() * g.out_panels) * half;
   // ~1.8 cycles per row of V lanes and stage of each transform.
   const double transforms = (in_rows + out_rows) * stages * 1.8;
-  // ~2.4 cycles per complex multiply-add of V lanes (4 FMAs).
+  // ~2.4 cycles per complex multiply-add of V lanes (4 FMAs); a quarter
+  // more where a layer that mixes channels has over 16 MiB of transformed
+  // weights, whose panels then come from memory rather than L3. (On the
+  // Zen 5 core such layers, HiFi-GAN's K = 7 one among them, measure up to
+  // 1.9x the time at 2.4 per product; with 1.25 the size each layer gets
+  // runs within 1.34x of its fastest measured size, against 1.62x without.)
+  const double table_bytes = static_cast<double>(g.task_groups() * g.bins * g.in_per_group *
+                                                 g.out_panels * 2 * g.lanes * element);
+  const bool table_beyond_l3 = !g.by_channel && table_bytes > double{16 << 20};
+  const double product_cycles = table_beyond_l3 ? 2.4 * 1.25 : 2.4;
   const double products =
-      blocks * static_cast<double>(g.bins * g.task_groups() * g.out_panels * g.in_per_group) * 2.4;
-  // Channels-first data of a layer that mixes channels is gathered into
-  // lanes per block (~77 cycles per row of V lanes: the input is read N /
-  // M times over, a cache line per lane) and scattered back (~22).
-  const double gathers =
-      !g.by_channel && layout == Layout::ncl ? in_rows * 77.0 + out_rows * 22.0 : 0.0;
-  // Depthwise (by_channel) layers in NCL gather and scatter element by
-  // element: ~1.2 cycles per element.
-  const double moves = g.by_channel && layout == Layout::ncl
-                           ? (blocks * static_cast<double>(g.fft_size * g.spectrum_channels) +
-                              static_cast<double>(g.batch * g.out_channels * g.out_length)) *
-                                 1.2
-                           : 0.0;
+      blocks * static_cast<double>(g.bins * g.task_groups() * g.out_panels * g.in_per_group) *
+      product_cycles;
+  // Channels-first data is gathered into lanes per block (the input is
+  // read N / M times over) and scattered back: whole panels of V channels
+  // in blocks of V x V transposed in registers, a partial panel element by
+  // element. Layers that mix channels: ~12 and ~3.5 cycles per row of V
+  // lanes of a whole panel, ~77 and ~22 of a partial one. Depthwise
+  // (by_channel) layers: ~0.24 cycles per element of whole panels, ~1.2
+  // of a partial one. (The whole-panel costs are the element-by-element
+  // ones scaled by the factors that brought the median of the measured
+  // time over the model at the size it picks back to where it was before
+  // the transposes: 0.15 and 0.2.)
+  const bool ncl = layout == Layout::ncl;
+  const auto panels_whole = [&](int64_t channels) {
+    return static_cast<double>(channels / g.lanes);
+  };
+  const auto panels_partial = [&](int64_t channels) {
+    return static_cast<double>(ceil_div(channels, g.lanes) - channels / g.lanes);
+  };
+  const double row_blocks = blocks * half;
+  const double gathers = !g.by_channel && ncl
+                             ? row_blocks * (panels_whole(g.spectrum_channels) * 12.0 +
+                                             panels_partial(g.spectrum_channels) * 77.0 +
+                                             static_cast<double>(g.task_groups()) *
+                                                 (panels_whole(g.task_out_channels()) * 3.5 +
+                                                  panels_partial(g.task_out_channels()) * 22.0))
+                             : 0.0;
+  const auto whole_channels = static_cast<double>(g.spectrum_channels / g.lanes * g.lanes);
+  const auto other_channels = static_cast<double>(g.spectrum_channels) - whole_channels;
+  const double per_channel =
+      blocks * static_cast<double>(g.fft_size) + static_cast<double>(g.batch * g.out_length);
+  const double moves =
+      g.by_channel && ncl ? per_channel * (whole_channels * 0.24 + other_channels * 1.2) : 0.0;
   // The transformed weights stream once per chunk (once per block when
   // by_channel): ~20 GB/s while they fit in L2, ~13 beyond; the
   // activations once, ~11 GB/s.
   const double chunks =
       g.by_channel ? blocks : std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
-  const double weight_bytes = static_cast<double>(g.task_groups() * g.bins * g.in_per_group *
-                                                  g.out_panels * 2 * g.lanes * element) *
-                              chunks;
+  const double weight_bytes = table_bytes * chunks;
   const double activation_bytes = static_cast<double>(
       g.batch * (g.in_channels * g.length + g.out_channels * g.out_length) * element);
   return (transforms + products + gathers + moves) / 3.3e9 +
@@ -536,25 +567,29 @@ std::optional<std::string> why_not(const Problem& p) {
   return std::nullopt;
 }
 
-// The model's time with margins. At the transform size it picks (the one it
-// underestimates most, among several) AVX-512 runs measure ~15% above the
-// model. With 8 float lanes (AVX2) the model, fitted at 16, reads close to
-// the measured time (median 0.99 on 50 layers where fft and direct are
-// near the rule; 0.78 at AVX-512 on the same layers): no uplift there.
+// The model's time with margins. The model counts cycles at 3.3 GHz; the
+// direct and depthwise models are of the same kind, so the factor below
+// is what this machine's FFT runs measure against the model at the size it
+// picks: AVX-512 on the Zen 5 core of docs/performance.md, median 0.92 over
+// 374 layers (standard, grouped, depthwise; K = 5..2048; strides 1-5), and
+// 0.92 over the 147 of them whose fft and direct times lie within 2x of each
+// other; AVX2 on the same core, median 0.96. (On the Intel Xeon this
+// project ran on before, AVX-512 measured ~1.15x the model; with that
+// factor here, fft lost layers it runs 1.5-3x faster than direct.)
 // The FFT is not exact, so it is picked only where it saves a third of that
 // time and 20 us (small layers, such as a stream's chunks, keep the exact
-// algorithms). Measured against direct (one AVX-512 thread, f32): 7-10x
-// faster at K = 64..128 with 64..768 channels (wav2vec2's positional
-// convolution 6.8x), 1.3-2x at K = 7..16 with 128..512 channels (HiFi-GAN's
-// K = 7, dilation 3 layer 1.1-1.5x: it stays direct), slower at K <= 4 and
-// for dilated short kernels (K = 9, dilation 16: 0.6x). Against depthwise:
-// 3.7x at K = 2048 (a Hyena-style long filter), 1.7x (NLC) and 0.77x (NCL)
-// at K = 251, slower at K <= 101.
+// algorithms). Measured against direct (one AVX-512 thread, f32): 5-20x
+// faster at K = 64..251 with 16..768 channels (wav2vec2's positional
+// convolution 6x), 1.5-3x at K = 7..31 with 96..384 channels (HiFi-GAN's
+// K = 7, dilation 3 layer level: it stays direct), slower at K <= 4 and
+// with few channels (1 -> 80 channels, K = 7..31: 2-10x slower). Against
+// depthwise: 3.7x at K = 2048 (a Hyena-style long filter), 1.7x (NLC) and
+// 0.77x (NCL) at K = 251, slower at K <= 101.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::fft::chosen_target();
   const Geometry g = best_geometry(p, target);
-  const double uplift = target.lanes_f32 == 8 ? 1.0 : 1.15;
-  return 1.5 * uplift * modelled_seconds(g, dtype_size(p.dtype), p.layout) + 20e-6;
+  const double measured_over_model = target.lanes_f32 == 8 ? 0.94 : 0.91;
+  return 1.5 * measured_over_model * modelled_seconds(g, dtype_size(p.dtype), p.layout) + 20e-6;
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {
