@@ -97,10 +97,10 @@ int64_t chunk_blocks(const Geometry& g, int64_t element) {
 // grouped and depthwise, K = 7..2048, strides 1-4, NCL and NLC. At a given
 // transform size two thirds of the predictions fell within 20% of the
 // measured time, 86% within 30% (rms of the log ratio 0.17). On the Zen 5
-// core of docs/performance.md, over 374 layers at 1-5 sizes each, 58% fall
-// within 20% and 81% within 30%; a refit of the same terms there came to
-// 63% and 83%, and chose worse transform sizes, so the terms stay and
-// estimated_seconds scales their sum.
+// core of docs/performance.md (374 layers at 1-5 sizes each, before the
+// transposes below) 58% fell within 20% and 81% within 30%; refits there
+// chose worse transform sizes, so the terms stay and estimated_seconds
+// scales their sum.
 double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const auto blocks = static_cast<double>(g.total_blocks());
   const auto half = static_cast<double>(g.half);
@@ -112,9 +112,9 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   // ~2.4 cycles per complex multiply-add of V lanes (4 FMAs); a quarter
   // more where a layer that mixes channels has over 16 MiB of transformed
   // weights, whose panels then come from memory rather than L3. (On the
-  // Zen 5 core such layers, HiFi-GAN's K = 7 one among them, measure up to
-  // 1.9x the time at 2.4 per product; with 1.25 the size each layer gets
-  // runs within 1.34x of its fastest measured size, against 1.62x without.)
+  // Zen 5 core such layers, HiFi-GAN's K = 7 one among them, measured up
+  // to 1.9x the time at 2.4 per product; with 1.25 the size each layer got
+  // ran within 1.34x of its fastest measured size, against 1.62x without.)
   const double table_bytes = static_cast<double>(g.task_groups() * g.bins * g.in_per_group *
                                                  g.out_panels * 2 * g.lanes * element);
   const bool table_beyond_l3 = !g.by_channel && table_bytes > double{16 << 20};
@@ -567,24 +567,23 @@ std::optional<std::string> why_not(const Problem& p) {
   return std::nullopt;
 }
 
-// The model's time with margins. The model counts cycles at 3.3 GHz; the
-// direct and depthwise models are of the same kind, so the factor below
-// is what this machine's FFT runs measure against the model at the size it
-// picks: AVX-512 on the Zen 5 core of docs/performance.md, median 0.92 over
-// 374 layers (standard, grouped, depthwise; K = 5..2048; strides 1-5), and
-// 0.92 over the 147 of them whose fft and direct times lie within 2x of each
-// other; AVX2 on the same core, median 0.96. (On the Intel Xeon this
-// project ran on before, AVX-512 measured ~1.15x the model; with that
-// factor here, fft lost layers it runs 1.5-3x faster than direct.)
+// The model's time with margins. The model counts cycles at 3.3 GHz, as
+// the direct and depthwise models do, so the factor below is what this
+// machine's FFT runs measure against the model at the size it picks:
+// AVX-512 on the Zen 5 core of docs/performance.md, median 0.91 over 374
+// layers (standard, grouped, depthwise; K = 5..2048; strides 1-5); AVX2 on
+// the same core 0.94. (On the Intel Xeon this project ran on before,
+// AVX-512 measured ~1.15x the model; with that factor here, fft lost
+// layers it runs 1.5-3x faster than direct.)
 // The FFT is not exact, so it is picked only where it saves a third of that
 // time and 20 us (small layers, such as a stream's chunks, keep the exact
 // algorithms). Measured against direct (one AVX-512 thread, f32): 5-20x
 // faster at K = 64..251 with 16..768 channels (wav2vec2's positional
-// convolution 6x), 1.5-3x at K = 7..31 with 96..384 channels (HiFi-GAN's
-// K = 7, dilation 3 layer level: it stays direct), slower at K <= 4 and
-// with few channels (1 -> 80 channels, K = 7..31: 2-10x slower). Against
-// depthwise: 3.7x at K = 2048 (a Hyena-style long filter), 1.7x (NLC) and
-// 0.77x (NCL) at K = 251, slower at K <= 101.
+// convolution 6x), 1.3-3x at K = 7..31 with 16..384 channels (HiFi-GAN's
+// K = 7, dilation 3 layer 1.7x), slower at K <= 4 and with few channels
+// (1 -> 80 channels, K = 7..31: 2-7x slower). Against depthwise: 3.7x at
+// K = 2048 (a Hyena-style long filter), 1.7x (NLC) and 0.77x (NCL) at
+// K = 251, slower at K <= 101.
 double estimated_seconds(const Problem& p) {
   const Target& target = kernels::fft::chosen_target();
   const Geometry g = best_geometry(p, target);
