@@ -123,36 +123,39 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
       blocks * static_cast<double>(g.bins * g.task_groups() * g.out_panels * g.in_per_group) *
       product_cycles;
   // Channels-first data is gathered into lanes per block (the input is
-  // read N / M times over) and scattered back: whole panels of V channels
-  // in blocks of V x V transposed in registers, a partial panel element by
-  // element. Layers that mix channels: ~12 and ~3.5 cycles per row of V
-  // lanes of a whole panel, ~77 and ~22 of a partial one. Depthwise
-  // (by_channel) layers: ~0.24 cycles per element of whole panels, ~1.2
-  // of a partial one. (The whole-panel costs are the element-by-element
-  // ones scaled by the factors that brought the median of the measured
-  // time over the model at the size it picks back to where it was before
-  // the transposes: 0.15 and 0.2.)
+  // read N / M times over) and scattered back, in blocks of V x V
+  // transposed in registers where a panel fills more than half its lanes
+  // (kernels.cpp): layers that mix channels ~12 and ~3.5 cycles per row of
+  // V lanes, depthwise (by_channel) ones ~0.24 cycles per element. Other
+  // panels go element by element: ~77, ~22 and ~1.2. (The transposes' costs
+  // are the element-by-element ones scaled by the factors, 0.15 and 0.2,
+  // that brought the median of the measured time over the model at the
+  // size it picks back to where it was before the transposes.)
   const bool ncl = layout == Layout::ncl;
-  const auto panels_whole = [&](int64_t channels) {
-    return static_cast<double>(channels / g.lanes);
+  // Of `channels` in panels of V: those in transposed panels.
+  const auto transposed = [&](int64_t channels) {
+    if (g.lanes == 1) return int64_t{0};
+    const int64_t rest = channels % g.lanes;
+    return channels - rest + (2 * rest > g.lanes ? rest : 0);
   };
-  const auto panels_partial = [&](int64_t channels) {
-    return static_cast<double>(ceil_div(channels, g.lanes) - channels / g.lanes);
+  const auto rows_cost = [&](int64_t channels, double by_transpose, double by_element) {
+    const int64_t fast = ceil_div(transposed(channels), g.lanes);
+    const int64_t slow = ceil_div(channels, g.lanes) - fast;
+    return blocks * half *
+           (static_cast<double>(fast) * by_transpose + static_cast<double>(slow) * by_element);
   };
-  const double row_blocks = blocks * half;
-  const double gathers = !g.by_channel && ncl
-                             ? row_blocks * (panels_whole(g.spectrum_channels) * 12.0 +
-                                             panels_partial(g.spectrum_channels) * 77.0 +
-                                             static_cast<double>(g.task_groups()) *
-                                                 (panels_whole(g.task_out_channels()) * 3.5 +
-                                                  panels_partial(g.task_out_channels()) * 22.0))
-                             : 0.0;
-  const auto whole_channels = static_cast<double>(g.spectrum_channels / g.lanes * g.lanes);
-  const auto other_channels = static_cast<double>(g.spectrum_channels) - whole_channels;
+  const double gathers = !g.by_channel && ncl ? rows_cost(g.spectrum_channels, 12.0, 77.0) +
+                                                    static_cast<double>(g.task_groups()) *
+                                                        rows_cost(g.task_out_channels(), 3.5, 22.0)
+                                              : 0.0;
   const double per_channel =
       blocks * static_cast<double>(g.fft_size) + static_cast<double>(g.batch * g.out_length);
+  const auto fast_channels = static_cast<double>(transposed(g.spectrum_channels));
   const double moves =
-      g.by_channel && ncl ? per_channel * (whole_channels * 0.24 + other_channels * 1.2) : 0.0;
+      g.by_channel && ncl
+          ? per_channel * (fast_channels * 0.24 +
+                           (static_cast<double>(g.spectrum_channels) - fast_channels) * 1.2)
+          : 0.0;
   // The transformed weights stream once per chunk (once per block when
   // by_channel): ~20 GB/s while they fit in L2, ~13 beyond; the
   // activations once, ~11 GB/s.
