@@ -107,18 +107,30 @@ constexpr std::array<TileFn<T>, kVectors * kAccumulators> kChannelTiles =
 
 // One channel's padded span at a tile near the edges, for in-place copying:
 // span[j] = xpad[base + j] for j < reach. The part inside the input is one
-// memcpy, the rest goes through the source index of each padded position
-// (-1: zero). Only the positions outside the input pay for the index.
+// memcpy; padding of the other modes goes through the source index of each
+// padded position (-1: zero); zero padding, and the positions past the
+// padded input (read only by discarded tail outputs), are zero fills. A
+// short row's last tile reaches far past its end: element by element, that
+// part took half of a small strided layer's time (16 -> 16 channels, K = 3,
+// stride 3, 1000 samples).
 template <class T>
 const T* PaddedSpan(const Geometry& g, const T* HWY_RESTRICT row, int64_t base,
                     const int64_t* HWY_RESTRICT index, T* HWY_RESTRICT span) {
   const int64_t inside_begin = std::clamp<int64_t>(-base, 0, g.reach);
   const int64_t inside_end = std::clamp<int64_t>(g.length - base, inside_begin, g.reach);
+  const bool zeros = g.padding_mode == PaddingMode::zeros;
+  const int64_t padded_end =
+      zeros ? inside_end : std::clamp<int64_t>(g.length + g.pad_right - base, inside_end, g.reach);
   const auto padded = [&](int64_t j) { return index[j] < 0 ? T(0) : row[index[j]]; };
-  for (int64_t j = 0; j < inside_begin; ++j) span[j] = padded(j);
+  if (zeros) {
+    std::fill(span, span + inside_begin, T(0));
+  } else {
+    for (int64_t j = 0; j < inside_begin; ++j) span[j] = padded(j);
+  }
   std::memcpy(span + inside_begin, row + (base + inside_begin),
               static_cast<size_t>(inside_end - inside_begin) * sizeof(T));
-  for (int64_t j = inside_end; j < g.reach; ++j) span[j] = padded(j);
+  for (int64_t j = inside_end; j < padded_end; ++j) span[j] = padded(j);
+  std::fill(span + padded_end, span + g.reach, T(0));
   return span;
 }
 
@@ -150,7 +162,8 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
     }
   };
   if (input.length_stride == 1) {
-    if (!inside) fill_index();
+    // PaddedSpan reads the index only for the other padding modes.
+    if (!inside && g.padding_mode != PaddingMode::zeros) fill_index();
     // Whole vectors: reach covers them, and the tail stays vectorised.
     const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
     const int64_t count = (g.row_length + lanes - 1) / lanes * lanes;

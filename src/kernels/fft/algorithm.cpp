@@ -36,6 +36,7 @@ using kernels::fft::Args;
 using kernels::fft::Geometry;
 using kernels::fft::Target;
 using kernels::fft::Task;
+using kernels::fft::transposes_panel;
 
 // Transforms longer than this would need more memory for the transformed
 // weights than any model layer has reason to use.
@@ -125,7 +126,7 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   // Channels-first data is gathered into lanes per block (the input is
   // read N / M times over) and scattered back, in blocks of V x V
   // transposed in registers where a panel fills more than half its lanes
-  // (kernels.cpp): layers that mix channels ~12 and ~3.5 cycles per row of
+  // (transposes_panel): layers that mix channels ~12 and ~3.5 cycles per row of
   // V lanes, depthwise (by_channel) ones ~0.24 cycles per element. Other
   // panels go element by element: ~77, ~22 and ~1.2. (The transposes' costs
   // are the element-by-element ones scaled by the factors, 0.15 and 0.2,
@@ -134,9 +135,10 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
   const bool ncl = layout == Layout::ncl;
   // Of `channels` in panels of V: those in transposed panels.
   const auto transposed = [&](int64_t channels) {
-    if (g.lanes == 1) return int64_t{0};
     const int64_t rest = channels % g.lanes;
-    return channels - rest + (2 * rest > g.lanes ? rest : 0);
+    const int64_t full = channels - rest;
+    return (transposes_panel(g.lanes, g.lanes) ? full : 0) +
+           (transposes_panel(g.lanes, rest) ? rest : 0);
   };
   const auto rows_cost = [&](int64_t channels, double by_transpose, double by_element) {
     const int64_t fast = ceil_div(transposed(channels), g.lanes);
