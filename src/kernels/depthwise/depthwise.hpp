@@ -13,7 +13,8 @@
 //   registers, lanes replicated for m > 1) unless the input is channels-last
 //   and can be read in place. The tap weights are vectors, so a register
 //   block of J positions x KC taps shares every input load among up to KC
-//   FMAs: compute-bound layers (K = 31) run close to the FMA peak.
+//   FMAs (KC / stride for packed spans at strides 2-4 and dilation 1):
+//   compute-bound layers (K = 31) run close to the FMA peak.
 // - "lanes = length" (length-vectorised): a SIMD vector holds V consecutive
 //   output positions of one channel row and the weights are broadcasts. NCL
 //   rows are read in place (no transposes), so memory-bound layers (K = 4)
@@ -86,10 +87,18 @@ struct Target {
   int lanes_f32 = 1;
   int lanes_f64 = 1;
   int positions = 1;  // output positions per register block (channel vectors)
+  // Channel vectors, packed input at dilation 1 and strides 2..kMaxSharedStride:
+  // taps per chunk whose loads neighbouring outputs share (a layer of
+  // fewer taps loads once per FMA).
+  int shared_stride_taps = 1;
   // Runs one task; `scratch` is 64-byte aligned and scratch_bytes() long.
   void (*run_f32)(const Args<float>& args, int64_t task, void* scratch) = nullptr;
   void (*run_f64)(const Args<double>& args, int64_t task, void* scratch) = nullptr;
 };
+
+// Largest stride at which packed channel vectors share loads between the
+// taps of neighbouring outputs.
+constexpr int64_t kMaxSharedStride = 4;
 
 // The target chosen by core::chosen_target() at the time of the call.
 const Target& chosen_target();

@@ -90,47 +90,53 @@ struct ChannelRun {
   int64_t kernel_size = 1;
 };
 
-// Position P of a chunk: one load, FMAs into every accumulator j = P - I.
-template <size_t J, size_t P, size_t I, class V>
+// Position P of a chunk (in taps): one load, FMAs into every accumulator j
+// whose tap I = P - j*S is in the chunk (S: outputs S taps apart).
+template <size_t J, size_t S, size_t P, size_t I, class V>
 HWY_INLINE void FmaIfInBlock(V* acc, const V* w, V v) {
-  if constexpr (P >= I && P - I < J) acc[P - I] = hn::MulAdd(w[I], v, acc[P - I]);
+  if constexpr (P >= I && (P - I) % S == 0 && (P - I) / S < J) {
+    acc[(P - I) / S] = hn::MulAdd(w[I], v, acc[(P - I) / S]);
+  }
 }
-template <size_t J, size_t P, class V, size_t... I>
+template <size_t J, size_t S, size_t P, class V, size_t... I>
 HWY_INLINE void SharedLoadFmas(V* acc, const V* w, V v, std::index_sequence<I...>) {
-  (FmaIfInBlock<J, P, I>(acc, w, v), ...);
+  (FmaIfInBlock<J, S, P, I>(acc, w, v), ...);
 }
-template <size_t J, size_t KC, size_t P, class D, class T>
-HWY_INLINE void ChunkPosition(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t step) {
-  const Vec<D> v = hn::LoadU(d, x + static_cast<ptrdiff_t>(P) * step);
-  SharedLoadFmas<J, P>(acc, w, v, std::make_index_sequence<KC>());
+template <size_t J, size_t KC, size_t S, size_t P, class D, class T>
+HWY_INLINE void ChunkPosition(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t tap_step) {
+  const Vec<D> v = hn::LoadU(d, x + static_cast<ptrdiff_t>(P) * tap_step);
+  SharedLoadFmas<J, S, P>(acc, w, v, std::make_index_sequence<KC>());
 }
-template <size_t J, size_t KC, class D, class T, size_t... P>
-HWY_INLINE void ChunkPositions(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t step,
+template <size_t J, size_t KC, size_t S, class D, class T, size_t... P>
+HWY_INLINE void ChunkPositions(D d, Vec<D>* acc, const Vec<D>* w, const T* x, ptrdiff_t tap_step,
                                std::index_sequence<P...>) {
-  (ChunkPosition<J, KC, P>(d, acc, w, x, step), ...);
+  (ChunkPosition<J, KC, S, P>(d, acc, w, x, tap_step), ...);
 }
 template <class D, class T, size_t... I>
 HWY_INLINE void LoadWeights(D d, Vec<D>* w, const T* weight, std::index_sequence<I...>) {
   ((w[I] = hn::LoadU(d, weight + I * hn::Lanes(d))), ...);
 }
 
-// acc[j] += sum_{i < KC} weight[i] * x[(j + i) * step], j < J: input position
-// j + i is loaded once for all its (j, i) pairs.
-template <size_t J, size_t KC, class D, class T>
-HWY_INLINE void Chunk(D d, Vec<D>* acc, const T* x, ptrdiff_t step, const T* weight) {
+// acc[j] += sum_{i < KC} weight[i] * x[(j*S + i) * tap_step], j < J: input
+// position j*S + i is loaded once for all its (j, i) pairs, and each
+// accumulator still takes its taps in order.
+template <size_t J, size_t KC, size_t S, class D, class T>
+HWY_INLINE void Chunk(D d, Vec<D>* acc, const T* x, ptrdiff_t tap_step, const T* weight) {
   Vec<D> w[KC];
   LoadWeights(d, w, weight, std::make_index_sequence<KC>());
-  ChunkPositions<J, KC>(d, acc, w, x, step, std::make_index_sequence<J + KC - 1>());
+  ChunkPositions<J, KC, S>(d, acc, w, x, tap_step, std::make_index_sequence<(J - 1) * S + KC>());
 }
 
-// Chunk<J, taps> for a run-time taps in [1, KC].
-template <size_t J, size_t KC, class D, class T>
-HWY_INLINE void ChunkOf(D d, Vec<D>* acc, const T* x, ptrdiff_t step, const T* weight,
+// Chunk<J, taps, S> for a run-time taps in [1, KC].
+template <size_t J, size_t KC, size_t S, class D, class T>
+HWY_INLINE void ChunkOf(D d, Vec<D>* acc, const T* x, ptrdiff_t tap_step, const T* weight,
                         int64_t taps) {
   if constexpr (KC > 1) {
-    if (taps < static_cast<int64_t>(KC)) return ChunkOf<J, KC - 1>(d, acc, x, step, weight, taps);
+    if (taps < static_cast<int64_t>(KC)) {
+      return ChunkOf<J, KC - 1, S>(d, acc, x, tap_step, weight, taps);
+    }
   }
-  Chunk<J, KC>(d, acc, x, step, weight);
+  Chunk<J, KC, S>(d, acc, x, tap_step, weight);
 }
 
 template <class D, size_t... I>
@@ -144,31 +150,45 @@ HWY_INLINE void StoreBlock(D d, const Vec<D>* acc, T* y, ptrdiff_t y_step,
 }
 
 // Outputs [j0, j0 + J) of one run. Taps are summed in order k = 0..K-1 for
-// each input channel of the group, whatever J and the chunking: the result
-// does not depend on the tiling.
-template <size_t J, class D, class T>
+// each input channel of the group, whatever J, S and the chunking: the
+// result does not depend on the tiling. kShare > 0: the caller guarantees
+// step == kShare * tap_step, so taps of neighbouring outputs share loads;
+// 0: decided at run time (shared when step == tap_step).
+template <size_t J, size_t kShare, class D, class T>
 HWY_INLINE void ChannelBlock(D d, const ChannelRun<T>& r, int64_t j0, int64_t chunks,
                              ptrdiff_t step, ptrdiff_t tap_step) {
   constexpr size_t N = hn::MaxLanes(D());
+  constexpr size_t S = kShare == 0 ? 1 : kShare;
   Vec<D> acc[J];
   Fill<D>(acc, hn::LoadU(d, r.bias), std::make_index_sequence<J>());
   const int64_t K = r.kernel_size;
   for (int64_t ci = 0; ci < r.in_per_group; ++ci) {
     const T* x = r.x[ci] + j0 * step;
     const T* w = r.weight + ci * K * static_cast<int64_t>(N);
-    if (step == tap_step) {
+    if constexpr (kShare > 1) {
+      // Strided: whole chunks of kTaps, then the last taps one at a time
+      // (chunks of every size would treble this file's compile time).
+      int64_t k = 0;
+      for (; k + static_cast<int64_t>(kTaps) <= K; k += kTaps) {
+        Chunk<J, kTaps, S>(d, acc, x + k * tap_step, tap_step, w + k * static_cast<int64_t>(N));
+      }
+      for (; k < K; ++k) {
+        Chunk<J, 1, 1>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N));
+      }
+    } else if (kShare == 1 || step == tap_step) {
       // Chunks of near-equal size: K = 31 runs as 8 + 8 + 8 + 7.
       const int64_t base = K / chunks, longer = K % chunks;
       int64_t k = 0;
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t taps = base + (c < longer ? 1 : 0);
-        ChunkOf<J, kTaps>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N), taps);
+        ChunkOf<J, kTaps, S>(d, acc, x + k * tap_step, tap_step, w + k * static_cast<int64_t>(N),
+                             taps);
         k += taps;
       }
     } else {
-      // Dilation != stride: taps do not share loads.
+      // Taps do not share loads: each tap's J outputs are `step` apart.
       for (int64_t k = 0; k < K; ++k) {
-        Chunk<J, 1>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N));
+        Chunk<J, 1, 1>(d, acc, x + k * tap_step, step, w + k * static_cast<int64_t>(N));
       }
     }
   }
@@ -177,32 +197,40 @@ HWY_INLINE void ChannelBlock(D d, const ChannelRun<T>& r, int64_t j0, int64_t ch
 
 // The last count < kPositions outputs as one block: a block of one output
 // is a single FMA chain, latency bound (K = 31: 124 cycles).
-template <size_t J, class D, class T>
+template <size_t J, size_t kShare, class D, class T>
 HWY_INLINE void ChannelRemainder(D d, const ChannelRun<T>& r, int64_t j0, int64_t chunks,
                                  ptrdiff_t step, ptrdiff_t tap_step, int64_t count) {
   if constexpr (J > 1) {
     if (count < static_cast<int64_t>(J)) {
-      return ChannelRemainder<J - 1>(d, r, j0, chunks, step, tap_step, count);
+      return ChannelRemainder<J - 1, kShare>(d, r, j0, chunks, step, tap_step, count);
     }
   }
-  ChannelBlock<J>(d, r, j0, chunks, step, tap_step);
+  ChannelBlock<J, kShare>(d, r, j0, chunks, step, tap_step);
 }
 
-// kUnit: packed input with stride == dilation == 1 (step == tap_step == N).
-// Constant offsets let every load address the chunk base with an immediate;
-// a run-time step costs an add per load and spills address registers
-// (measured: ~150 vs ~180 GFLOP/s on the K = 31 tile).
-template <bool kUnit, class D, class T>
+// kPackedStride > 0: packed input with dilation 1 and that stride (step ==
+// stride * N, tap_step == N). Constant offsets let every load address the
+// chunk base with an immediate; a run-time step costs an add per load and
+// spills address registers (measured: ~150 vs ~180 GFLOP/s on the K = 31
+// tile). At strides 2-4 neighbouring outputs' taps share loads too (16
+// channels, K = 128, stride 3: one load per FMA before).
+template <size_t kPackedStride, class D, class T>
 HWY_NOINLINE void RunChannels(D d, const ChannelRun<T>& r) {
   constexpr auto N = static_cast<ptrdiff_t>(hn::MaxLanes(D()));
-  const ptrdiff_t step = kUnit ? N : r.step;
-  const ptrdiff_t tap_step = kUnit ? N : r.tap_step;
+  constexpr auto packed_stride = static_cast<ptrdiff_t>(kPackedStride);
+  const ptrdiff_t step = kPackedStride != 0 ? packed_stride * N : r.step;
+  const ptrdiff_t tap_step = kPackedStride != 0 ? N : r.tap_step;
   const int64_t chunks = (r.kernel_size + kTaps - 1) / kTaps;
   int64_t j = 0;
   for (; j + static_cast<int64_t>(kPositions) <= r.count; j += kPositions) {
-    ChannelBlock<kPositions>(d, r, j, chunks, step, tap_step);
+    ChannelBlock<kPositions, kPackedStride>(d, r, j, chunks, step, tap_step);
   }
-  if (j < r.count) ChannelRemainder<kPositions - 1>(d, r, j, chunks, step, tap_step, r.count - j);
+  // Strided remainders take the run-time path (one load per FMA), which
+  // sums in the same order, for the compile time's sake too.
+  constexpr size_t kRemainderShare = kPackedStride <= 1 ? kPackedStride : 0;
+  if (j < r.count) {
+    ChannelRemainder<kPositions - 1, kRemainderShare>(d, r, j, chunks, step, tap_step, r.count - j);
+  }
 }
 
 // Channels-last rows in place, position-major: J positions of every block
@@ -221,9 +249,9 @@ HWY_NOINLINE void RunChannelsAcrossBlocks(D d, const ChannelRun<T>& r, int64_t b
     ChannelRun<T> block = r;
     for (int64_t b = 0; b < blocks; ++b) {
       if (positions == static_cast<int64_t>(J)) {
-        ChannelBlock<J>(d, block, j, chunks, block.step, block.tap_step);
+        ChannelBlock<J, 0>(d, block, j, chunks, block.step, block.tap_step);
       } else {
-        ChannelRemainder<J - 1>(d, block, j, chunks, block.step, block.tap_step, positions);
+        ChannelRemainder<J - 1, 0>(d, block, j, chunks, block.step, block.tap_step, positions);
       }
       block.x[0] += N;
       block.weight += block_weights;
@@ -401,10 +429,18 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
       run.y_step = N;
     }
     run.count = b - a;
-    if (run.step == N && run.tap_step == N) {
-      RunChannels<true>(d, run);
+    const bool packed_dense = piece != 1 && g.dilation == 1;
+    static_assert(kMaxSharedStride == 4);
+    if (packed_dense && s == 1) {
+      RunChannels<1>(d, run);
+    } else if (packed_dense && s == 2) {
+      RunChannels<2>(d, run);
+    } else if (packed_dense && s == 3) {
+      RunChannels<3>(d, run);
+    } else if (packed_dense && s == 4) {
+      RunChannels<4>(d, run);
     } else {
-      RunChannels<false>(d, run);
+      RunChannels<0>(d, run);
     }
   }
   if (!out_in_place) UnpackChannels(d, tile_out, out, n, co0, valid, l0, l1 - l0);
@@ -647,7 +683,7 @@ HWY_INLINE void ResidueStep(D d, Vec<D>* acc, const Vec<D>* w, const T* x,
                             std::index_sequence<I...>) {
   Vec<D> v = hn::LoadU(d, x + M * hn::MaxLanes(D()));
   KeepInRegister(v);
-  (FmaIfInBlock<J, M, I>(acc, w, v), ...);
+  (FmaIfInBlock<J, 1, M, I>(acc, w, v), ...);
 }
 template <size_t J, size_t TPR, class D, class T, size_t... M>
 HWY_INLINE void ResidueSteps(D d, Vec<D>* acc, const Vec<D>* w, const T* x,
@@ -1535,6 +1571,7 @@ const Target* GetTarget() {
       static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
       static_cast<int>(hn::Lanes(hn::ScalableTag<double>())),
       static_cast<int>(kPositions),
+      static_cast<int>(kTaps),
       &RunTask<float>,
       &RunTask<double>,
   };
