@@ -311,8 +311,8 @@ double estimated_seconds(const Problem& p) {
     // (channels-first) spans at dilation 1 and strides up to 4 where a
     // chunk of taps fits the kernel (16 channels, K = 128, stride 3: 1.22x
     // faster than with a load per FMA).
-    const bool shared_strided = p.layout == Layout::ncl && p.dilation == 1 &&
-                                p.stride <= kernels::depthwise::kMaxSharedStride &&
+    const bool shared_strided = p.layout == Layout::ncl &&
+                                kernels::depthwise::packed_taps_share_loads(p.stride, p.dilation) &&
                                 p.kernel_size >= target.shared_stride_taps;
     efficiency = p.stride == p.dilation || shared_strided ? 0.85 : 0.7;
     // Lanes past the last channel compute too.

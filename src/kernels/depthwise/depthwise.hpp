@@ -99,6 +99,12 @@ struct Target {
 // Largest stride at which packed channel vectors share loads between the
 // taps of neighbouring outputs.
 constexpr int64_t kMaxSharedStride = 4;
+// Whether packed channel vectors run the kernel of this constant stride
+// (RunChannels in kernels.cpp), whose neighbouring outputs share loads; the
+// cost model counts the same layers as sharing.
+inline bool packed_taps_share_loads(int64_t stride, int64_t dilation) {
+  return dilation == 1 && stride <= kMaxSharedStride;
+}
 
 // The target chosen by core::chosen_target() at the time of the call.
 const Target& chosen_target();

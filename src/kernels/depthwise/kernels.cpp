@@ -429,7 +429,7 @@ void ChannelBlockTile(D d, const Args<T>& args, int64_t n, int64_t block, int64_
       run.y_step = N;
     }
     run.count = b - a;
-    const bool packed_dense = piece != 1 && g.dilation == 1;
+    const bool packed_dense = piece != 1 && packed_taps_share_loads(s, g.dilation);
     static_assert(kMaxSharedStride == 4);
     if (packed_dense && s == 1) {
       RunChannels<1>(d, run);
