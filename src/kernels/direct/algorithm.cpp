@@ -557,13 +557,17 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   }
   double compute = p.flops() / (peak * tile_use * step_use);
   // Groups of one to three input channels: each tile's few steps pay for
-  // staging their rows and for loading and storing the accumulators. ~2x
-  // the estimate above with a tile's rows of output channels per group
-  // (depth multipliers of 8 to 64); 4x or more with fewer, whose tiles
-  // are mostly that overhead (depthwise at stride 3 to 5: 4-9x).
+  // staging their rows and for loading and storing the accumulators.
+  // NCL length vectors: fitted below. Otherwise ~2x the estimate above with
+  // a tile's rows of output channels per group (depth multipliers of 8 to
+  // 64), 4x or more with fewer, whose tiles are mostly that overhead.
   const bool narrow_groups =
       kind != Kind::reduction_vectors && p.groups > 1 && p.in_channels_per_group() < 4;
-  if (narrow_groups) compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
+  const bool narrow_ncl_rows =
+      narrow_groups && kind == Kind::length_vectors && p.layout == Layout::ncl;
+  if (narrow_groups && !narrow_ncl_rows) {
+    compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
+  }
   // Staging, per element of the input (and of the output where it is
   // copied out): NCL rows de-interleaved into stride phases, ~0.1 ns with
   // vector loads (strides 1-4), ~0.5 ns element by element beyond; NCL
@@ -578,6 +582,20 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       static_cast<double>(dtype_size(p.dtype)) *
       (inputs + outputs +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
+  if (narrow_ncl_rows) {
+    // Per element of the input: staging, ~0.21 ns (~0.36 ns element by
+    // element at strides past 4); of the output: ~0.04 ns, ~0.16 ns where
+    // the output (over 16 MB) streams to memory; the tiles at 0.66 of the
+    // estimate above (1-row tiles run above the sixth of the peak that
+    // tile_use gives them). Fitted to 116 such layers (K = 1..128, strides
+    // 1-5, dilations 1-16, depth multipliers 1-96): rms of the log ratio
+    // 0.17, 89% within 30%, all within 0.5-1.5x; the constant 2x / 4x the
+    // other kinds keep read 0.8-7x the measured time here (rms 1.1).
+    const double output_bytes = outputs * static_cast<double>(dtype_size(p.dtype));
+    return 0.66 * (std::max(compute, bytes / 40e9) + 2e-6) +
+           inputs * (p.stride > 4 ? 0.36e-9 : 0.21e-9) +
+           outputs * (output_bytes > 16e6 ? 0.16e-9 : 0.04e-9);
+  }
   // Position-major staging copies each task's input span: with a wide
   // dilation most of it is shared with the neighbouring tasks (K = 31 at
   // dilation 16 stages 483 positions per 3 outputs).
@@ -598,8 +616,7 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   if (p.layout == Layout::nlc) {
     staging = kind == Kind::length_vectors ? (inputs + outputs) * 0.6e-9 : staged * 0.02e-9;
   } else if (kind == Kind::length_vectors) {
-    // (Narrow groups: in the factor above.)
-    if (!narrow_groups) staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
+    staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
   } else if (kind == Kind::channel_vectors) {
     staging = (staged + outputs) * 0.1e-9;
   } else {
