@@ -347,12 +347,13 @@ double estimated_seconds(const Problem& p) {
   // ~0.8 cycles per element copied.
   double copy_cycles = 0.8;
   if (g.shape == Shape::length_vectors && p.stride > 1) {
-    // Strided rows, fitted to 60 layers (K = 1..8, strides 2-4, depth
-    // multipliers 1-8, 16 KB to 160 MB): ~50 GB/s while the data fit in L3
-    // (32 MiB), ~20 GB/s beyond; de-interleaving ~0.2 cycles an element;
-    // ~20 ns a row (rows of 100 samples took 2-2.5x the time this model
-    // gives without it). rms of the log ratio 0.25 against 0.61 with the
-    // terms of the other shapes, which read up to 4x slow.
+    // Strided rows, fitted to 60 layers on one AVX-512 thread in float32
+    // (K = 1..8, strides 2-4, depth multipliers 1-8, 16 KB to 160 MB a call):
+    // ~50 GB/s while the data fit in L3 (32 MiB), ~20 GB/s beyond;
+    // de-interleaving ~0.2 cycles an element; ~20 ns a row (rows of 100
+    // samples took 2-2.5x the time this model gives without it). rms of the
+    // log ratio 0.25 against 0.61 with the terms of the other shapes, which
+    // read up to 4x slow.
     bandwidth = bytes <= 1.5e6 ? 80e9 : bytes <= 24e6 ? 50e9 : 20e9;
     copy_cycles = 0.2;
     per_row = 20e-9;

@@ -583,14 +583,14 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       (inputs + outputs +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
   if (narrow_ncl_rows) {
-    // Per element of the input: staging, ~0.21 ns (~0.36 ns element by
-    // element at strides past 4); of the output: ~0.04 ns, ~0.16 ns where
-    // the output (over 16 MB) streams to memory; the tiles at 0.66 of the
-    // estimate above (1-row tiles run above the sixth of the peak that
-    // tile_use gives them). Fitted to 116 such layers (K = 1..128, strides
-    // 1-5, dilations 1-16, depth multipliers 1-96): rms of the log ratio
-    // 0.17, 89% within 30%, all within 0.5-1.5x; the constant 2x / 4x the
-    // other kinds keep read 0.8-7x the measured time here (rms 1.1).
+    // Per element of the input: staging, ~0.21 ns (~0.36 ns element by element
+    // at strides past 4); of the output: ~0.04 ns, ~0.16 ns where the output
+    // (over 16 MB) streams to memory; the tiles at 0.66 of the estimate above
+    // (1-row tiles run above the sixth of the peak that tile_use gives them).
+    // Fitted to 116 such layers on one AVX-512 thread in float32 (K = 1..128,
+    // strides 1-5, dilations 1-16, depth multipliers 1-96): rms of the log
+    // ratio 0.17, 89% within 30%, all within 0.5-1.5x; the constant 2x / 4x
+    // the other kinds keep read 0.8-7x the measured time here (rms 1.1).
     const double output_bytes = outputs * static_cast<double>(dtype_size(p.dtype));
     return 0.66 * (std::max(compute, bytes / 40e9) + 2e-6) +
            inputs * (p.stride > 4 ? 0.36e-9 : 0.21e-9) +

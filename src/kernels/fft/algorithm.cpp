@@ -102,7 +102,12 @@ int64_t chunk_blocks(const Geometry& g, int64_t element) {
 // transposes below) 58% fell within 20% and 81% within 30%; refits there
 // chose worse transform sizes, so the terms stay and estimated_seconds
 // scales their sum.
-double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
+// Two ways to count the transformed weights (see below): `Weights::summed`
+// ranks the transform sizes, `Weights::overlapped` rates the chosen size
+// against the other algorithms.
+enum class Weights { summed, overlapped };
+double modelled_seconds(const Geometry& g, int64_t element, Layout layout,
+                        Weights weights = Weights::summed) {
   const auto blocks = static_cast<double>(g.total_blocks());
   const auto half = static_cast<double>(g.half);
   const double stages = std::max(std::log2(half), 1.0);
@@ -159,15 +164,27 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout) {
                            (static_cast<double>(g.spectrum_channels) - fast_channels) * 1.2)
           : 0.0;
   // The transformed weights stream once per chunk (once per block when
-  // by_channel): ~20 GB/s while they fit in L2, ~13 beyond; the
-  // activations once, ~11 GB/s.
+  // by_channel), ~20 GB/s while they fit in L2, ~13 beyond, and the
+  // activations once, ~11 GB/s: summed, as fitted, to rank the transform
+  // sizes. The products read the weights as they stream, though: where the
+  // weights pass L2, the products take the longer of their multiply-adds and
+  // the stream (~25 GB/s in L3, ~13 beyond). Summed, the model read layers
+  // of few blocks and megabytes of weights up to 2.5x slow (192 -> 192
+  // channels, K = 64, stride 2 on 256 samples runs 1.9x faster on the FFT
+  // than on the direct that it kept); overlapped, on 230 grouped, depthwise
+  // and small-channel layers, none read more than 2.1x slow (3x summed).
+  // (Ranking the sizes that way, with weights in L2 overlapped too, picked
+  // worse ones: 64 -> 16 channels, K = 9 ran 1.4x slower.)
   const double chunks =
       g.by_channel ? blocks : std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
   const double weight_bytes = table_bytes * chunks;
+  const double product_seconds =
+      weights == Weights::overlapped && weight_bytes > 1.5e6
+          ? std::max(products / 3.3e9, weight_bytes / (weight_bytes <= 24e6 ? 25e9 : 13e9))
+          : products / 3.3e9 + weight_bytes / (weight_bytes <= 1.5e6 ? 20e9 : 13e9);
   const double activation_bytes = static_cast<double>(
       g.batch * (g.in_channels * g.length + g.out_channels * g.out_length) * element);
-  return (transforms + products + gathers + moves) / 3.3e9 +
-         weight_bytes / (weight_bytes <= 1.5e6 ? 20e9 : 13e9) + activation_bytes / 11e9 + 5e-6;
+  return (transforms + gathers + moves) / 3.3e9 + product_seconds + activation_bytes / 11e9 + 5e-6;
 }
 
 int64_t lanes_for(const Problem& p, const Target& target) {
@@ -593,7 +610,9 @@ double estimated_seconds(const Problem& p) {
   const Target& target = kernels::fft::chosen_target();
   const Geometry g = best_geometry(p, target);
   const double measured_over_model = target.lanes_f32 == 8 ? 0.94 : 0.91;
-  return 1.5 * measured_over_model * modelled_seconds(g, dtype_size(p.dtype), p.layout) + 20e-6;
+  return 1.5 * measured_over_model *
+             modelled_seconds(g, dtype_size(p.dtype), p.layout, Weights::overlapped) +
+         20e-6;
 }
 
 std::unique_ptr<detail::Executor> create(const Problem& problem) {
