@@ -66,6 +66,11 @@ TEST(Plan, ShortDepthwiseRowsCountTheirRows) {
   EXPECT_EQ(short_rows.forward_threads(), 2);
 }
 
+// The algorithm an automatic one-thread plan picks for a problem string.
+std::string picks(const char* text) {
+  return std::string(Plan(Problem::parse(text), {"auto", 1}).algorithm());
+}
+
 // Groups of one input channel: depth multipliers at strides 2-3 run 1.4-3x
 // faster on direct's channel rows (96 -> 384 channels, K = 9, stride 2:
 // 4.5 against 6.4 ms; 3 -> 9, K = 128, dilation 8: 0.033 against 0.097 ms,
@@ -73,9 +78,6 @@ TEST(Plan, ShortDepthwiseRowsCountTheirRows) {
 // depthwise (384 channels, K = 5, stride 2: 0.16 against 0.33 ms).
 TEST(Plan, NarrowGroupsPickByTheirRows) {
   if (active_isa() != "avx512") GTEST_SKIP() << "measured with AVX-512";
-  const auto picks = [](const char* text) {
-    return std::string(Plan(Problem::parse(text), {"auto", 1}).algorithm());
-  };
   EXPECT_EQ(picks("mb4ic96oc384iw16000kw9sw2dl1pl4pr4g96"), "direct");
   EXPECT_EQ(picks("mb1ic3oc9iw2000kw128sw1dl8pl508pr508g3"), "direct");
   EXPECT_EQ(picks("mb2ic384oc384iw1000kw5sw2dl1pl0pr0g384"), "depthwise");
@@ -89,9 +91,6 @@ TEST(Plan, NarrowGroupsPickByTheirRows) {
 // channels at K = 9, whose direct tiles are cheap, stays direct.
 TEST(Plan, FftWhereItsProductsOverlapTheWeights) {
   if (active_isa() != "avx512") GTEST_SKIP() << "measured with AVX-512";
-  const auto picks = [](const char* text) {
-    return std::string(Plan(Problem::parse(text), {"auto", 1}).algorithm());
-  };
   EXPECT_EQ(picks("mb1ic192oc192iw256kw64sw2dl1pl0pr0g1"), "fft");
   EXPECT_EQ(picks("mb1ic64oc16iw4000kw9sw1dl1pl0pr0g1"), "direct");
 }
