@@ -169,10 +169,10 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout,
   // sizes. The products read the weights as they stream, though: where the
   // weights pass L2, the products take the longer of their multiply-adds and
   // the stream (~25 GB/s in L3, ~13 beyond). Summed, the model read layers
-  // of few blocks and megabytes of weights up to 2.5x slow (192 -> 192
-  // channels, K = 64, stride 2 on 256 samples runs 1.9x faster on the FFT
-  // than on the direct that it kept); overlapped, on 230 grouped, depthwise
-  // and small-channel layers, none read more than 2.1x slow (3x summed).
+  // of few blocks and megabytes of weights up to 3x slow (192 -> 192
+  // channels, K = 64, stride 2 on 256 samples runs 2x faster on the FFT
+  // than on the direct that it kept); overlapped, none of 230 grouped,
+  // depthwise and small-channel layers read more than 2.1x slow.
   // (Ranking the sizes that way, with weights in L2 overlapped too, picked
   // worse ones: 64 -> 16 channels, K = 9 ran 1.4x slower.)
   const double chunks =
