@@ -166,21 +166,22 @@ double modelled_seconds(const Geometry& g, int64_t element, Layout layout,
   // The transformed weights stream once per chunk (once per block when
   // by_channel), ~20 GB/s while they fit in L2, ~13 beyond, and the
   // activations once, ~11 GB/s: summed, as fitted, to rank the transform
-  // sizes. The products read the weights as they stream, though: where the
-  // weights pass L2, the products take the longer of their multiply-adds and
-  // the stream (~25 GB/s in L3, ~13 beyond). Summed, the model read layers
-  // of few blocks and megabytes of weights up to 3x slow (192 -> 192
-  // channels, K = 64, stride 2 on 256 samples runs 2x faster on the FFT
-  // than on the direct that it kept); overlapped, none of 230 grouped,
-  // depthwise and small-channel layers read more than 2.1x slow.
-  // (Ranking the sizes that way, with weights in L2 overlapped too, picked
-  // worse ones: 64 -> 16 channels, K = 9 ran 1.4x slower.)
+  // sizes. The products read the weights as they stream, though, so against
+  // the other algorithms the products take the longer of their multiply-adds
+  // and that stream (~80 GB/s from L2, ~25 from L3, ~13 beyond). Summed, the
+  // model read layers of few blocks and megabytes of weights up to 3x slow
+  // (192 -> 192 channels, K = 64, stride 2 on 256 samples runs 2x faster on
+  // the FFT than on the direct that it kept); overlapped, on 230 grouped,
+  // depthwise and small-channel layers, rms of the log ratio 0.27 against
+  // 0.32, none more than 1.6x slow. (Ranking the sizes that way picked worse
+  // ones: 64 -> 16 channels, K = 9 ran 1.4x slower.)
   const double chunks =
       g.by_channel ? blocks : std::ceil(blocks / static_cast<double>(chunk_blocks(g, element)));
   const double weight_bytes = table_bytes * chunks;
+  const double stream_bandwidth = weight_bytes <= 1.5e6 ? 80e9 : weight_bytes <= 24e6 ? 25e9 : 13e9;
   const double product_seconds =
-      weights == Weights::overlapped && weight_bytes > 1.5e6
-          ? std::max(products / 3.3e9, weight_bytes / (weight_bytes <= 24e6 ? 25e9 : 13e9))
+      weights == Weights::overlapped
+          ? std::max(products / 3.3e9, weight_bytes / stream_bandwidth)
           : products / 3.3e9 + weight_bytes / (weight_bytes <= 1.5e6 ? 20e9 : 13e9);
   const double activation_bytes = static_cast<double>(
       g.batch * (g.in_channels * g.length + g.out_channels * g.out_length) * element);
