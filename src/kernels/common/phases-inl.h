@@ -23,8 +23,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 // kStride is 1..4 (de-interleaving loads, whole vectors, then element by
 // element) or 0 (any stride, element by element).
 template <int64_t kStride, class T>
-void CopyPhases(const T* HWY_RESTRICT from, int64_t stride, int64_t phases, int64_t count,
-                int64_t pitch, T* HWY_RESTRICT to) {
+HWY_INLINE void CopyPhases(const T* HWY_RESTRICT from, int64_t stride, int64_t phases,
+                           int64_t count, int64_t pitch, T* HWY_RESTRICT to) {
   int64_t i = 0;
   if constexpr (kStride != 0) {
     const hn::ScalableTag<T> d;
@@ -51,21 +51,41 @@ void CopyPhases(const T* HWY_RESTRICT from, int64_t stride, int64_t phases, int6
   }
 }
 
+// CopyPhases for each of `rows` rows, from + r * from_pitch to
+// to + r * to_pitch, with one call and one dispatch on the stride for all:
+// a tile's rows are a few vectors each, and a call per row spent as long
+// in the call as in the copy.
+template <int64_t kStride, class T>
+void CopyRowsPhases(const T* HWY_RESTRICT from, int64_t from_pitch, int64_t rows, int64_t stride,
+                    int64_t phases, int64_t count, int64_t pitch, T* HWY_RESTRICT to,
+                    int64_t to_pitch) {
+  for (int64_t r = 0; r < rows; ++r) {
+    CopyPhases<kStride>(from + r * from_pitch, stride, phases, count, pitch, to + r * to_pitch);
+  }
+}
+
+template <class T>
+void CopyRowsPhasesAnyStride(const T* HWY_RESTRICT from, int64_t from_pitch, int64_t rows,
+                             int64_t stride, int64_t phases, int64_t count, int64_t pitch,
+                             T* HWY_RESTRICT to, int64_t to_pitch) {
+  switch (stride) {
+    case 1:
+      return CopyRowsPhases<1>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+    case 2:
+      return CopyRowsPhases<2>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+    case 3:
+      return CopyRowsPhases<3>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+    case 4:
+      return CopyRowsPhases<4>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+    default:
+      return CopyRowsPhases<0>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+  }
+}
+
 template <class T>
 void CopyPhasesAnyStride(const T* HWY_RESTRICT from, int64_t stride, int64_t phases, int64_t count,
                          int64_t pitch, T* HWY_RESTRICT to) {
-  switch (stride) {
-    case 1:
-      return CopyPhases<1>(from, stride, phases, count, pitch, to);
-    case 2:
-      return CopyPhases<2>(from, stride, phases, count, pitch, to);
-    case 3:
-      return CopyPhases<3>(from, stride, phases, count, pitch, to);
-    case 4:
-      return CopyPhases<4>(from, stride, phases, count, pitch, to);
-    default:
-      return CopyPhases<0>(from, stride, phases, count, pitch, to);
-  }
+  CopyRowsPhasesAnyStride(from, 0, 1, stride, phases, count, pitch, to, 0);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
