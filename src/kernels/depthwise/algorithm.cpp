@@ -342,7 +342,7 @@ double estimated_seconds(const Problem& p) {
   const double bytes = static_cast<double>(dtype_size(p.dtype)) * static_cast<double>(p.batch) *
                        (static_cast<double>(p.in_channels * p.length) +
                         static_cast<double>(p.out_channels * p.out_length()));
-  // ~80 GB/s while input and output fit in L2 (2 MiB), ~30 GB/s beyond.
+  // ~80 GB/s while input and output stay within ~1.5 MB, ~30 GB/s beyond.
   double bandwidth = bytes <= 1.5e6 ? 80e9 : 30e9;
   // ~0.8 cycles per element copied.
   double copy_cycles = 0.8;
