@@ -74,9 +74,10 @@ struct Geometry {
   // - taps_share_rows: `stride` phase rows of tile + (K-1)*dilation/stride
   //   elements; tap k reads phase (k*dilation) % stride from element
   //   (k*dilation) / stride on;
-  // - otherwise (taps further apart than a tile: large dilation, or K = 1
-  //   with stride > 1, where phases would copy unused elements): one row of
-  //   `tile` elements per tap.
+  // - otherwise (taps further apart than a tile: large dilation, or fewer
+  //   taps than the stride, where phases would copy unused elements): one
+  //   row of `tile` elements per tap; at dilation 1 tap k's row is stride
+  //   phase k, and one de-interleaving pass fills them all.
   // Step s = k*channels + ci of a chunk reads its vectors at
   // vector_offsets[s] from the chunk's first staged row; a last chunk of
   // fewer channels at last_vector_offsets[s]. reach: padded positions from
