@@ -211,8 +211,8 @@ const std::vector<Problem>& sweep() {
           "mb1ic201oc7iw70kw1sw3dl1pl0pr0g1", "mb1ic71oc9iw400kw3sw1dl80pl0pr0g1",
           "mb1ic97oc11iw90kw5sw2dl2pl4pr4g1_circular_f64",
           // Fewer taps than the stride: tap k's row is stride phase k, all
-          // taps de-interleaved at once, in several chunks, at the edges
-          // through each padding mode.
+          // taps de-interleaved at once, in several chunks, with zero,
+          // reflect and circular padding at the edges.
           "mb1ic131oc48iw700kw3sw4dl1pl2pr2g1_reflect", "mb2ic40oc24iw500kw2sw3dl1pl1pr1g1_f64",
           "mb1ic70oc30iw900kw3sw4dl1pl1pr2g1_circular",
           // Large enough for several threads in ThreadCountDoesNotChangeBits.
