@@ -26,7 +26,6 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
-using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
 using ::conv1d::kernels::common::HWY_NAMESPACE::CopyRowsPhasesAnyStride;
 using ::conv1d::kernels::common::HWY_NAMESPACE::KeepInRegister;
 using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
