@@ -21,7 +21,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 // to[p * pitch + i] = from[p + i * stride] for p < phases, i < count, from a
 // row contiguous along the length. Reads stay below from + stride * count.
 // kStride is 1..4 (de-interleaving loads, whole vectors, then element by
-// element) or 0 (any stride, element by element).
+// element) or 0 (any stride, element by element; CopyRowsPhasesAnyStride
+// permutes vectors at strides up to kMaxVectorStride instead).
 template <int64_t kStride, class T>
 HWY_INLINE void CopyPhases(const T* HWY_RESTRICT from, int64_t stride, int64_t phases,
                            int64_t count, int64_t pitch, T* HWY_RESTRICT to) {
@@ -64,6 +65,91 @@ void CopyRowsPhases(const T* HWY_RESTRICT from, int64_t from_pitch, int64_t rows
   }
 }
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// Strides past 4 up to this de-interleave with vector permutes.
+constexpr int64_t kMaxVectorStride = 8;
+
+// For CopyRowsPhasesPermuted: lane j of phase p is element p + j * kStride
+// of the kStride vectors from a block's first position. Pairs of those
+// vectors (2q, 2q + 1; the last repeated for odd strides) each feed one
+// two-table permute: index[p][q][j] is lane j's index in pair q, and
+// mask[p][q] the lanes of phase p that pair q holds.
+template <int64_t kStride, int64_t kLanes, class TI>
+struct PermuteTable {
+  static constexpr int64_t kPairs = (kStride + 1) / 2;
+  TI index[kStride][kPairs][kLanes] = {};
+  uint32_t mask[kStride][kPairs] = {};
+  constexpr PermuteTable() {
+    for (int64_t p = 0; p < kStride; ++p) {
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const int64_t element = p + j * kStride;
+        const int64_t pair = element / (2 * kLanes);
+        index[p][pair][j] = static_cast<TI>(element % (2 * kLanes));
+        mask[p][pair] |= 1u << j;
+      }
+    }
+  }
+};
+
+HWY_INLINE __m512 Permute2(__m512 a, const int32_t* index, __m512 b) {
+  return _mm512_permutex2var_ps(a, _mm512_loadu_si512(index), b);
+}
+HWY_INLINE __m512d Permute2(__m512d a, const int64_t* index, __m512d b) {
+  return _mm512_permutex2var_pd(a, _mm512_loadu_si512(index), b);
+}
+HWY_INLINE __m512 Merge(uint32_t mask, __m512 into, __m512 from) {
+  return _mm512_mask_blend_ps(static_cast<__mmask16>(mask), into, from);
+}
+HWY_INLINE __m512d Merge(uint32_t mask, __m512d into, __m512d from) {
+  return _mm512_mask_blend_pd(static_cast<__mmask8>(mask), into, from);
+}
+
+// CopyRowsPhases at a stride of 5 to kMaxVectorStride: per block of
+// `lanes` positions, kStride loads and per phase one permute per pair of
+// the loaded vectors, with constant indices and masks (element by element
+// such rows took four times as long as at stride 4: 512 -> 24 channels,
+// K = 7, stride 5).
+template <int64_t kStride, class T>
+void CopyRowsPhasesPermuted(const T* HWY_RESTRICT from, int64_t from_pitch, int64_t rows,
+                            int64_t phases, int64_t count, int64_t pitch, T* HWY_RESTRICT to,
+                            int64_t to_pitch) {
+  const hn::ScalableTag<T> d;
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(d));
+  using Table = PermuteTable<kStride, N, hn::TFromD<hn::RebindToSigned<decltype(d)>>>;
+  static constexpr Table kTable{};
+  constexpr int64_t kPairs = Table::kPairs;
+  const int64_t whole = count / N * N;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* HWY_RESTRICT row = from + r * from_pitch;
+    T* HWY_RESTRICT out = to + r * to_pitch;
+    for (int64_t i = 0; i < whole; i += N) {
+      const T* HWY_RESTRICT at = row + i * kStride;
+      decltype(hn::Zero(d).raw) v[2 * kPairs];
+      HWY_UNROLL(8)
+      for (int64_t k = 0; k < kStride; ++k) v[k] = hn::LoadU(d, at + k * N).raw;
+      if constexpr (kStride % 2 != 0) v[kStride] = v[kStride - 1];
+      HWY_UNROLL(8)
+      for (int64_t p = 0; p < kStride; ++p) {
+        if (p >= phases) break;
+        auto gathered = Permute2(v[0], kTable.index[p][0], v[1]);
+        HWY_UNROLL(4)
+        for (int64_t q = 1; q < kPairs; ++q) {
+          if (kTable.mask[p][q] == 0) continue;
+          gathered = Merge(kTable.mask[p][q], gathered,
+                           Permute2(v[2 * q], kTable.index[p][q], v[2 * q + 1]));
+        }
+        hn::StoreU(hn::Vec<decltype(d)>{gathered}, d, out + p * pitch + i);
+      }
+    }
+    for (int64_t p = 0; p < phases; ++p) {
+      for (int64_t j = whole; j < count; ++j) out[p * pitch + j] = row[p + j * kStride];
+    }
+  }
+}
+#else
+constexpr int64_t kMaxVectorStride = 4;
+#endif
+
 template <class T>
 void CopyRowsPhasesAnyStride(const T* HWY_RESTRICT from, int64_t from_pitch, int64_t rows,
                              int64_t stride, int64_t phases, int64_t count, int64_t pitch,
@@ -77,6 +163,16 @@ void CopyRowsPhasesAnyStride(const T* HWY_RESTRICT from, int64_t from_pitch, int
       return CopyRowsPhases<3>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
     case 4:
       return CopyRowsPhases<4>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    case 5:
+      return CopyRowsPhasesPermuted<5>(from, from_pitch, rows, phases, count, pitch, to, to_pitch);
+    case 6:
+      return CopyRowsPhasesPermuted<6>(from, from_pitch, rows, phases, count, pitch, to, to_pitch);
+    case 7:
+      return CopyRowsPhasesPermuted<7>(from, from_pitch, rows, phases, count, pitch, to, to_pitch);
+    case 8:
+      return CopyRowsPhasesPermuted<8>(from, from_pitch, rows, phases, count, pitch, to, to_pitch);
+#endif
     default:
       return CopyRowsPhases<0>(from, from_pitch, rows, stride, phases, count, pitch, to, to_pitch);
   }

@@ -87,8 +87,11 @@ int64_t channel_tile_positions(const Problem& p, const Target& target) {
 // vectors, whose input and output are transposed, faster by a tenth: rows
 // short next to a tile (64 positions on AVX-512; 4 outputs per row 4x
 // faster, 25 1.4x, 50-100 1.1-1.3x; Whisper's 1500 0.89x, so length
-// vectors), and strides past 4, which length vectors de-interleave element
-// by element (1.3-1.6x).
+// vectors), and strides past the target's max_vector_stride (4; 8 on
+// AVX-512), which length vectors de-interleave element by element
+// (1.3-1.6x). At strides 5-8 on AVX-512 length vectors were level with
+// channel vectors or up to 1.3x faster on 34 dense layers (1.25x with 32
+// output channels, K = 3, stride 5), and 2-6x on narrow groups.
 // Layers with fewer output channels per group than a vector's lanes may
 // sum vectors along the input channels instead (reduction_vectors), if the
 // model rates them a third faster than length vectors: it reads them up to
@@ -566,16 +569,20 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       kind != Kind::reduction_vectors && p.groups > 1 && p.in_channels_per_group() < 4;
   const bool narrow_ncl_rows =
       narrow_groups && kind == Kind::length_vectors && p.layout == Layout::ncl;
+  // Length-vector staging de-interleaves NCL rows with vector operations up
+  // to the target's max_vector_stride, element by element beyond.
+  const bool element_by_element = p.stride > target.max_vector_stride;
   if (narrow_groups && !narrow_ncl_rows) {
     compute *= p.out_channels_per_group() >= target.rows ? 2 : 4;
   }
   // Staging, per element of the input (and of the output where it is
   // copied out): NCL rows de-interleaved into stride phases, ~0.1 ns with
-  // vector loads (strides 1-4), ~0.5 ns element by element beyond; NCL
-  // data position-major, transposed in registers, ~0.1 ns in channel
-  // vectors (in and out), ~0.05 in reduction vectors (in only); channels-
-  // last data in length vectors, gathered element by element, ~0.6 ns;
-  // channels-last data position-major, copied, ~0.02 ns.
+  // vector loads or permutes (strides up to max_vector_stride), ~0.5 ns
+  // element by element beyond; NCL data position-major, transposed in
+  // registers, ~0.1 ns in channel vectors (in and out), ~0.05 in reduction
+  // vectors (in only); channels-last data in length vectors, gathered
+  // element by element, ~0.6 ns; channels-last data position-major,
+  // copied, ~0.02 ns.
   const auto batch = static_cast<double>(p.batch);
   const double inputs = batch * static_cast<double>(p.in_channels * p.length);
   const double outputs = batch * static_cast<double>(p.out_channels) * out_length;
@@ -584,17 +591,18 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
       (inputs + outputs +
        static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size));
   if (narrow_ncl_rows) {
-    // Per element of the input: staging, ~0.21 ns (~0.36 ns element by element
-    // at strides past 4); of the output: ~0.04 ns, ~0.16 ns where the output
-    // (over 16 MB) streams to memory; the tiles at 0.66 of the estimate above
-    // (1-row tiles run above the sixth of the peak that tile_use gives them).
-    // Fitted to 116 such layers on one AVX-512 thread in float32 (K = 1..128,
-    // strides 1-5, dilations 1-16, depth multipliers 1-96): rms of the log
+    // Per element of the input: staging, ~0.21 ns (~0.36 ns element by
+    // element, past max_vector_stride); of the output: ~0.04 ns, ~0.16 ns
+    // where the output (over 16 MB) streams to memory; the tiles at 0.66 of
+    // the estimate above (1-row tiles run above the sixth of the peak that
+    // tile_use gives them). Fitted to 116 such layers on one AVX-512 thread
+    // in float32 (K = 1..128, strides 1-5, dilations 1-16, depth multipliers
+    // 1-96; stride 5 then element by element): rms of the log
     // ratio 0.17, 89% within 30%, all within 0.5-1.5x; the constant 2x / 4x
     // the other kinds keep read 0.8-7x the measured time here (rms 1.1).
     const double output_bytes = outputs * static_cast<double>(dtype_size(p.dtype));
     return 0.66 * (std::max(compute, bytes / 40e9) + 2e-6) +
-           inputs * (p.stride > 4 ? 0.36e-9 : 0.21e-9) +
+           inputs * (element_by_element ? 0.36e-9 : 0.21e-9) +
            outputs * (output_bytes > 16e6 ? 0.16e-9 : 0.04e-9);
   }
   // Position-major staging copies each task's input span: with a wide
@@ -617,7 +625,7 @@ double seconds_with(const Problem& p, const Target& target, Kind kind) {
   if (p.layout == Layout::nlc) {
     staging = kind == Kind::length_vectors ? (inputs + outputs) * 0.6e-9 : staged * 0.02e-9;
   } else if (kind == Kind::length_vectors) {
-    staging = inputs * (p.stride > 4 ? 0.5e-9 : 0.1e-9);
+    staging = inputs * (element_by_element ? 0.5e-9 : 0.1e-9);
   } else if (kind == Kind::channel_vectors) {
     staging = (staged + outputs) * 0.1e-9;
   } else {

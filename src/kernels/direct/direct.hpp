@@ -22,7 +22,7 @@
 //   stride 1 with few output channels per task, tiles away from the edges
 //   read the input in place instead (the copy would cost more than the few
 //   tiles that read it save).
-// - channel_vectors (NLC output, or NCL with short rows or strides past 4):
+// - channel_vectors (NLC output, or NCL with short rows or large strides):
 //   rows = positions, vectors along the output channels. The task's input
 //   span is staged once, position-major with padding applied
 //   ([position][channel]), and broadcast from there; the weights
@@ -235,6 +235,9 @@ struct Target {
   int sum_positions = 1;
   int lanes_f32 = 1;
   int lanes_f64 = 1;
+  // Strides up to which length-vector staging de-interleaves rows with
+  // vector operations; beyond, element by element.
+  int max_vector_stride = 4;
   // Runs one task; scratch as described above, 64-byte aligned.
   void (*run_f32)(const Args<float>& args, const Task& task, void* scratch) = nullptr;
   void (*run_f64)(const Args<double>& args, const Task& task, void* scratch) = nullptr;

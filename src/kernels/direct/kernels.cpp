@@ -28,6 +28,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
 using ::conv1d::kernels::common::HWY_NAMESPACE::CopyRowsPhasesAnyStride;
 using ::conv1d::kernels::common::HWY_NAMESPACE::KeepInRegister;
+using ::conv1d::kernels::common::HWY_NAMESPACE::kMaxVectorStride;
 using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
 using tile::kRows;
 using tile::kVectors;
@@ -796,6 +797,7 @@ const Target* GetTarget() {
                              static_cast<int>(kSumPositions),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<double>())),
+                             static_cast<int>(kMaxVectorStride),
                              &RunTaskF32,
                              &RunTaskF64};
   return &target;
