@@ -18,8 +18,9 @@ namespace conv1d::kernels::common {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// to[p * pitch + i] = from[p + i * stride] for p < phases, i < count, from a
-// row contiguous along the length. Reads stay below from + stride * count.
+// to[p * pitch + i] = from[p + i * stride] for p < phases <= stride,
+// i < count, from a row contiguous along the length. Reads stay below
+// from + stride * count.
 // kStride is 1..4 (de-interleaving loads, whole vectors, then element by
 // element) or 0 (any stride, element by element; CopyRowsPhasesAnyStride
 // permutes vectors at strides up to kMaxVectorStride instead).
