@@ -361,12 +361,14 @@ double estimated_seconds(const Problem& p) {
     copy_cycles = 0.2;
     per_row = 20e-9;
   } else if (g.shape == Shape::channel_vectors && p.layout == Layout::ncl &&
-             p.stride > kMaxRowStride) {
+             p.stride > kMaxRowStride && target.lanes_f32 == 16) {
     // Rows of strides past kMaxRowStride, transposed: fitted to 16 layers on
     // one AVX-512 thread in float32 (K = 3..64, strides 5-8, depth
     // multipliers 1-2, 0.3-40 MB a call): ~40 GB/s within L3, ~25 beyond,
     // ~0.3 cycles an element copied. rms of the log ratio 0.18 against 0.56
-    // with the terms above, which read 1.1-2.5x slow (median 1.8x).
+    // with the terms above, which read 1.1-2.5x slow (median 1.8x). At
+    // AVX2, where direct's staging of such rows is modelled element by
+    // element, these terms moved two layers to depthwise, 1.1x slower.
     bandwidth = bytes <= 1.5e6 ? 80e9 : bytes <= 24e6 ? 40e9 : 25e9;
     copy_cycles = 0.32;
   }

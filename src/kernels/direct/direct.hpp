@@ -235,8 +235,8 @@ struct Target {
   int sum_positions = 1;
   int lanes_f32 = 1;
   int lanes_f64 = 1;
-  // Strides up to which length-vector staging de-interleaves rows with
-  // vector operations; beyond, element by element.
+  // Strides up to which the cost model counts length-vector staging as
+  // de-interleaved with vector operations; beyond, element by element.
   int max_vector_stride = 4;
   // Runs one task; scratch as described above, 64-byte aligned.
   void (*run_f32)(const Args<float>& args, const Task& task, void* scratch) = nullptr;
