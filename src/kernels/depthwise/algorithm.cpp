@@ -49,10 +49,11 @@ using core::ceil_div;
 // Strides up to this de-interleave rows into phases with vector loads;
 // beyond, element by element (see kernels/common/phases-inl.h), and rows
 // transposed into channel vectors run 2.5-3.5x faster (K = 4 and 7 at
-// stride 5). AVX-512 permutes rows of strides 5-8 instead, but transposed
-// rows still ran 1.1-2.2x faster on 9 of 16 such layers (K = 3..64) and
-// level on 4; rows won 1.3-1.9x on three (two of them with a depth
-// multiplier of 2). At strides 2 to 4 rows are level or up to 1.7x faster.
+// stride 5). AVX-512 and AVX2 permute rows of strides 5-8 instead, but on
+// AVX-512 transposed rows still ran 1.1-2.2x faster on 9 of 16 such
+// layers (K = 3..64) and level on 4; rows won 1.3-1.9x on three (two of
+// them with a depth multiplier of 2). At strides 2 to 4 rows are level or
+// up to 1.7x faster.
 constexpr int64_t kMaxRowStride = 4;
 
 Shape choose_shape(const Problem& p, int64_t lanes) {
