@@ -215,10 +215,11 @@ const std::vector<Problem>& sweep() {
           // reflect and circular padding at the edges.
           "mb1ic131oc48iw700kw3sw4dl1pl2pr2g1_reflect", "mb2ic40oc24iw500kw2sw3dl1pl1pr1g1_f64",
           "mb1ic70oc30iw900kw3sw4dl1pl1pr2g1_circular",
-          // Strides 5-8 on length vectors (AVX-512 de-interleaves them with
-          // permutes, other targets element by element): all phases, fewer
-          // taps than the stride, a row per tap (dilation 9), several
-          // chunks, narrow groups, every padding mode, f32 and f64.
+          // Strides 5-8 on length vectors (AVX-512 and AVX2 de-interleave
+          // them with permutes, other targets element by element): all
+          // phases, fewer taps than the stride, a row per tap (dilation
+          // 9), several chunks, narrow groups, every padding mode, f32 and
+          // f64.
           "mb1ic40oc48iw1500kw7sw5dl1pl3pr3g1_reflect", "mb2ic24oc24iw1300kw3sw6dl1pl1pr1g1_f64",
           "mb1ic20oc32iw2000kw2sw7dl9pl0pr0g1_circular",
           "mb1ic16oc64iw2400kw16sw8dl1pl4pr4g1_replicate_f64", "mb1ic131oc20iw900kw5sw5dl1pl2pr2g1",

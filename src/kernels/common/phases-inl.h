@@ -186,9 +186,7 @@ void CopyRowsPhasesPermuted(const T* HWY_RESTRICT from, int64_t from_pitch, int6
         hn::StoreU(hn::Vec<decltype(d)>{gathered}, d, out + p * pitch + i);
       }
     }
-    for (int64_t p = 0; p < phases; ++p) {
-      for (int64_t j = whole; j < count; ++j) out[p * pitch + j] = row[p + j * kStride];
-    }
+    CopyPhases<0>(row + whole * kStride, kStride, phases, count - whole, pitch, out + whole);
   }
 }
 #else
