@@ -224,6 +224,16 @@ const std::vector<Problem>& sweep() {
           "mb1ic20oc32iw2000kw2sw7dl9pl0pr0g1_circular",
           "mb1ic16oc64iw2400kw16sw8dl1pl4pr4g1_replicate_f64", "mb1ic131oc20iw900kw5sw5dl1pl2pr2g1",
           "mb2ic6oc12iw1000kw7sw7dl1pl3pr3g2_reflect",
+          // Length tiles past either end of NCL rows: the vectors inside
+          // copied for all channels at once, those past the edges through
+          // padded spans of up to 8 channels at a time (19 channels: 8, 8
+          // and 3). Rows shorter than a tile, left padding wider than a
+          // vector's span, rows per tap (dilation 100), every padding mode;
+          // the third and sixth on non-contiguous views.
+          "mb1ic19oc24iw256kw3sw5dl1pl1pr1g1_reflect",
+          "mb1ic11oc20iw600kw3sw1dl100pl150pr150g1_reflect_f64",
+          "mb1ic12oc16iw100kw7sw2dl1pl30pr30g1_replicate", "mb2ic19oc30iw300kw41sw1dl1pl40pr40g1",
+          "mb1ic9oc16iw200kw5sw3dl1pl20pr20g1_circular", "mb2ic10oc8iw90kw3sw4dl1pl5pr5g1_circular",
           // Large enough for several threads in ThreadCountDoesNotChangeBits.
           "mb2ic24oc48iw2000kw31sw1dl1pl15pr15g24", "mb1ic3oc3iw600kw20sw1dl1pl10pr9g3",
           "mb1ic16oc16iw300kw5sw1dl1pl2pr2g16_nlc", "mb1ic2oc2iw500kw10sw1dl1pl0pr0g2_f64",

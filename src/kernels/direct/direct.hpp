@@ -169,9 +169,15 @@ inline size_t stage_bytes(const Geometry& g, size_t element_size) {
 inline size_t index_bytes(const Geometry& g) {
   return round_up_64(static_cast<size_t>(g.reach) * sizeof(int64_t));
 }
-// length_vectors near the edges: one channel's padded span.
+// length_vectors near the edges: the padded spans of up to kSpanRows
+// channels, span_pitch elements apart.
+constexpr int64_t kSpanRows = 8;
+inline int64_t span_pitch(const Geometry& g, size_t element_size) {
+  return static_cast<int64_t>(round_up_64(static_cast<size_t>(g.reach) * element_size) /
+                              element_size);
+}
 inline size_t span_bytes(const Geometry& g, size_t element_size) {
-  return round_up_64(static_cast<size_t>(g.reach) * element_size);
+  return static_cast<size_t>(kSpanRows * span_pitch(g, element_size)) * element_size;
 }
 // channel_vectors: the staged span of `positions` outputs.
 inline int64_t task_span(const Geometry& g, int64_t positions) {

@@ -106,22 +106,22 @@ template <class T>
 constexpr std::array<TileFn<T>, kVectors * kAccumulators> kChannelTiles =
     MakeChannelTiles<T>(std::make_index_sequence<kVectors * kAccumulators>());
 
-// One channel's padded span at a tile near the edges, for in-place copying:
-// span[j] = xpad[base + j] for j < reach. The part inside the input is one
-// memcpy; padding of the other modes goes through the source index of each
-// padded position (-1: zero); zero padding, and the positions past the
-// padded input (read only by discarded tail outputs), are zero fills. A
-// short row's last tile reaches far past its end: element by element, that
-// part took half of a small strided layer's time (16 -> 16 channels, K = 3,
-// stride 3, 1000 samples).
+// One channel's padded span near the edges, for in-place copying:
+// span[j] = xpad[base + j] for j < reach, index[j] the source index of
+// padded position base + j. The part inside the input is one memcpy;
+// padding of the other modes goes through the source index (-1: zero);
+// zero padding, and the positions past the padded input (read only by
+// discarded tail outputs), are zero fills. A short row's last tile reaches
+// far past its end: element by element, that part took half of a small
+// strided layer's time (16 -> 16 channels, K = 3, stride 3, 1000 samples).
 template <class T>
-const T* PaddedSpan(const Geometry& g, const T* HWY_RESTRICT row, int64_t base,
-                    const int64_t* HWY_RESTRICT index, T* HWY_RESTRICT span) {
-  const int64_t inside_begin = std::clamp<int64_t>(-base, 0, g.reach);
-  const int64_t inside_end = std::clamp<int64_t>(g.length - base, inside_begin, g.reach);
+void PaddedSpan(const Geometry& g, const T* HWY_RESTRICT row, int64_t base, int64_t reach,
+                const int64_t* HWY_RESTRICT index, T* HWY_RESTRICT span) {
+  const int64_t inside_begin = std::clamp<int64_t>(-base, 0, reach);
+  const int64_t inside_end = std::clamp<int64_t>(g.length - base, inside_begin, reach);
   const bool zeros = g.padding_mode == PaddingMode::zeros;
   const int64_t padded_end =
-      zeros ? inside_end : std::clamp<int64_t>(g.length + g.pad_right - base, inside_end, g.reach);
+      zeros ? inside_end : std::clamp<int64_t>(g.length + g.pad_right - base, inside_end, reach);
   const auto padded = [&](int64_t j) { return index[j] < 0 ? T(0) : row[index[j]]; };
   if (zeros) {
     std::fill(span, span + inside_begin, T(0));
@@ -131,8 +131,7 @@ const T* PaddedSpan(const Geometry& g, const T* HWY_RESTRICT row, int64_t base,
   std::memcpy(span + inside_begin, row + (base + inside_begin),
               static_cast<size_t>(inside_end - inside_begin) * sizeof(T));
   for (int64_t j = inside_end; j < padded_end; ++j) span[j] = padded(j);
-  std::fill(span + padded_end, span + g.reach, T(0));
-  return span;
+  std::fill(span + padded_end, span + reach, T(0));
 }
 
 // Stages the chunk_channels input channels from `first_channel` (relative
@@ -167,32 +166,55 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
     if (!inside && g.padding_mode != PaddingMode::zeros) fill_index();
     // Whole vectors: reach covers them, and the tail stays vectorised.
     const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
-    const int64_t count = (g.row_length + lanes - 1) / lanes * lanes;
-    // Rows of `count_rows` channels from_pitch apart, from `from` on.
-    const auto copy_rows = [&](const T* from, int64_t from_pitch, int64_t count_rows, T* to) {
-      const int64_t to_pitch = rows * pitch;
-      if (g.taps_share_rows) {
-        CopyRowsPhasesAnyStride(from, from_pitch, count_rows, g.stride, g.stride, count, pitch, to,
-                                to_pitch);
-      } else if (g.dilation == 1 && g.kernel_size <= g.stride) {
-        // Tap k's row is phase k: one de-interleave for all taps (768 -> 32
-        // channels, K = 3, stride 4: three took 40% of the layer's time).
-        CopyRowsPhasesAnyStride(from, from_pitch, count_rows, g.stride, g.kernel_size, count, pitch,
-                                to, to_pitch);
-      } else {
-        for (int64_t k = 0; k < g.kernel_size; ++k) {
-          CopyRowsPhasesAnyStride(from + k * g.dilation, from_pitch, count_rows, g.stride, 1, count,
-                                  pitch, to + k * pitch, to_pitch);
+    const int64_t vectors = (g.row_length + lanes - 1) / lanes;
+    const int64_t to_pitch = rows * pitch;
+    // Padded positions one vector of a phase row spans, read whole.
+    const int64_t block = lanes * g.stride;
+    // Tap k's row is phase k where the taps are fewer than the stride: one
+    // de-interleave fills them all (768 -> 32 channels, K = 3, stride 4:
+    // three took 40% of the layer's time). Otherwise, with a row per tap,
+    // one copy per tap.
+    const bool phase_per_tap = !g.taps_share_rows && g.dilation == 1 && g.kernel_size <= g.stride;
+    const int64_t phases = g.taps_share_rows ? g.stride : phase_per_tap ? g.kernel_size : 1;
+    const int64_t copies = g.taps_share_rows || phase_per_tap ? 1 : g.kernel_size;
+    const int64_t pitch_of_spans = span_pitch(g, sizeof(T));
+    for (int64_t copy = 0; copy < copies; ++copy) {
+      const int64_t offset = copy * g.dilation;
+      const int64_t start = base + offset;
+      // Vectors [v0, v1) of `count_rows` channels' rows from `from`.
+      const auto copy_rows = [&](const T* from, int64_t from_pitch, int64_t count_rows, int64_t v0,
+                                 int64_t v1, T* to) {
+        CopyRowsPhasesAnyStride(from, from_pitch, count_rows, g.stride, phases, (v1 - v0) * lanes,
+                                pitch, to + copy * pitch + v0 * lanes, to_pitch);
+      };
+      if (inside) {
+        copy_rows(src + start, input.channel_stride, channels, 0, vectors, stage);
+        continue;
+      }
+      // Vectors [inside_begin, inside_end) read only inside the input: one
+      // copy for all channels, straight from it. Those past either edge go
+      // through the channels' padded spans, kSpanRows at a time (one call
+      // per channel took 60% of 512 -> 8 channels, K = 3, stride 5, rows of
+      // 256, all of whose tiles reach past the row's end).
+      const int64_t inside_begin = start >= 0 ? 0 : std::min(vectors, (-start + block - 1) / block);
+      const int64_t inside_end = std::clamp<int64_t>(
+          g.length >= start ? (g.length - start) / block : 0, inside_begin, vectors);
+      if (inside_end > inside_begin) {
+        copy_rows(src + start + inside_begin * block, input.channel_stride, channels, inside_begin,
+                  inside_end, stage);
+      }
+      for (const auto& [v0, v1] : {std::pair<int64_t, int64_t>{0, inside_begin},
+                                   std::pair<int64_t, int64_t>{inside_end, vectors}}) {
+        if (v0 == v1) continue;
+        for (int64_t c0 = 0; c0 < channels; c0 += kSpanRows) {
+          const int64_t count_rows = std::min(kSpanRows, channels - c0);
+          for (int64_t c = 0; c < count_rows; ++c) {
+            PaddedSpan(g, src + (c0 + c) * input.channel_stride, start + v0 * block,
+                       (v1 - v0) * block, index + offset + v0 * block, span + c * pitch_of_spans);
+          }
+          copy_rows(span, pitch_of_spans, count_rows, v0, v1, stage + c0 * to_pitch);
         }
       }
-    };
-    if (inside) {
-      copy_rows(src + base, input.channel_stride, channels, stage);
-      return;
-    }
-    for (int64_t c = 0; c < channels; ++c) {
-      copy_rows(PaddedSpan(g, src + c * input.channel_stride, base, index, span), 0, 1,
-                stage + c * rows * pitch);
     }
     return;
   }
