@@ -106,7 +106,7 @@ template <class T>
 constexpr std::array<TileFn<T>, kVectors * kAccumulators> kChannelTiles =
     MakeChannelTiles<T>(std::make_index_sequence<kVectors * kAccumulators>());
 
-// One channel's padded span near the edges, for in-place copying:
+// One channel's padded span near the edges, to be de-interleaved from:
 // span[j] = xpad[base + j] for j < reach, index[j] the source index of
 // padded position base + j. The part inside the input is one memcpy;
 // padding of the other modes goes through the source index (-1: zero);
@@ -187,6 +187,8 @@ void StageChannels(const Geometry& g, const TensorRef<const T>& input, int64_t n
         CopyRowsPhasesAnyStride(from, from_pitch, count_rows, g.stride, phases, (v1 - v0) * lanes,
                                 pitch, to + copy * pitch + v0 * lanes, to_pitch);
       };
+      // Tiles inside the row (all but its first and last few) skip the
+      // edges' arithmetic.
       if (inside) {
         copy_rows(src + start, input.channel_stride, channels, 0, vectors, stage);
         continue;
