@@ -90,6 +90,9 @@ struct Geometry {
   int64_t chunk_channels = 0;
   const int64_t* vector_offsets = nullptr;       // [chunk]
   const int64_t* last_vector_offsets = nullptr;  // [reduction - earlier chunks]
+  // Whether tiles prefetch the input of the next staging (StagePrefetch in
+  // kernels.cpp).
+  bool prefetch_stage = true;
 
   // channel_vectors and reduction_vectors: elements per staged position.
   // channel_vectors: the offset of reduction step r = k*C_in/G + ci from a
