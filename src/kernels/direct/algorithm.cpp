@@ -48,6 +48,7 @@ constexpr int64_t kLengthTilesPerTask = 4;
 // task (~4% faster than two at stride 2 with a 2 MiB L2; with 1 MiB, a
 // quarter of this was ~4% slower on 512-channel layers).
 constexpr int64_t kTaskOutputBytes = 1024 * 1024;
+constexpr int64_t kTaskStageBytes = 512 * 1024;
 // length_vectors: prefetching the next staging's input (StagePrefetch)
 // pays where that input comes from memory, and where many tile calls share
 // each staging, so that its prefetches spread thinly between them. Where
@@ -63,7 +64,6 @@ constexpr int64_t kTaskOutputBytes = 1024 * 1024;
 // hardware follows even from memory (1.04-1.19x faster without).
 constexpr double kStagePrefetchInputBytes = 16.0 * 1024 * 1024;
 constexpr int64_t kStagePrefetchTileCalls = 8;
-constexpr int64_t kTaskStageBytes = 512 * 1024;
 
 using core::ceil_div;
 
