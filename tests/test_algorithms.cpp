@@ -714,6 +714,43 @@ TEST_P(DirectTiles, PartialSumsOutsideTheOutput) {
   EXPECT_EQ(checked, 2 * 3 * 2 * 2);
 }
 
+// Zero padding wider than a vector's span, with dilation: the vectors of a
+// length tile at either end read inside the input from different taps on,
+// and each run of taps goes to the vectors that read inside at it (the
+// first chunk's other vectors start from their bias). Several reduction
+// chunks; outputs in place, partial sums in a tile of their own with the
+// last chunk stored to the output (rows 4 KiB apart), and strided outputs;
+// partial length tiles; one and two threads.
+TEST_P(DirectTiles, TapsSplitAcrossVectorsAtWidePadding) {
+  std::mt19937_64 rng(31);
+  int checked = 0;
+  for (const DType dtype : {DType::f32, DType::f64}) {
+    const int64_t rows_4k = 4096 / dtype_size(dtype);
+    for (const int64_t out_length : {rows_4k, int64_t{300}, int64_t{45}}) {
+      ConvParams p;
+      p.in_channels = 100;  // 9 taps x 100 channels: several chunks
+      p.out_channels = 14;  // two full 6-row blocks and a partial one
+      p.kernel_size = 9;
+      p.dilation = 16;
+      p.padding = Padding::symmetric(64);
+      const Problem problem = Problem::make(p, 1, out_length, dtype, Layout::ncl);
+      ASSERT_EQ(problem.out_length(), out_length);
+      for (const int64_t output_gap : {1, 2}) {
+        for (const int threads : {1, 2}) {
+          ++checked;
+          const int64_t mismatches =
+              dtype == DType::f32
+                  ? run_strided_output<float>(problem, output_gap, rng, "direct", threads)
+                  : run_strided_output<double>(problem, output_gap, rng, "direct", threads);
+          EXPECT_EQ(mismatches, 0) << problem.to_string() << " (output gap " << output_gap << ", "
+                                   << threads << " threads)";
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 2 * 3 * 2 * 2);
+}
+
 // Channel-vector tiles whose weights exceed L2 (any L2 up to 4 MiB) and
 // whose weight panels few tiles share prefetch the next panel, in a tile
 // variant of their own; with two threads such layers split their output

@@ -337,6 +337,132 @@ TapRange TapsToRun(const Args<T>& args, int64_t base, int64_t count) {
   return args.skip_padding_taps ? taps_inside(g, base, count) : TapRange{0, g.kernel_size - 1};
 }
 
+// Length vectors: a run of a tile's taps, and the tile's vectors that run
+// them.
+struct TapSegment {
+  int64_t first_tap = 0;
+  int64_t last_tap = 0;
+  int64_t first_vector = 0;
+  int64_t vectors = 0;
+};
+constexpr size_t kMaxTapSegments = 2 * kVectors;
+// A segment of fewer vectors than its neighbour runs as a tile call of its
+// own where that saves at least this many vector-steps (each ~3 cycles of
+// a 6-row tile's FMAs) over running it with the neighbour's vectors: a call
+// loads and stores its accumulators (~60 cycles).
+constexpr int64_t kMinSavedVectorSteps = 24;
+
+// The taps a length-vector tile of `valid` outputs from padded position
+// `base` runs, over `channels` input channels a tap, as segments in tap
+// order. A tap that only some of the tile's vectors read inside the input
+// runs on those vectors alone (contiguous: the first and last tap inside
+// fall from one vector to the next), where zero padding lets tiles skip
+// taps: a wide padding with dilation (512 -> 96 channels, K = 64, dilation
+// 4, 126 zeros each side of 256 samples) has a tile's vectors read inside
+// from taps 16, 20, 24 and 28. Otherwise one segment of all the vectors.
+// Returns the segment count (at least one).
+template <class T>
+size_t TapSegments(const Args<T>& args, int64_t base, int64_t valid, int64_t lanes, int64_t vectors,
+                   int64_t channels, bool split,
+                   std::array<TapSegment, kMaxTapSegments>& segments) {
+  const Geometry& g = *args.geometry;
+  const bool inside =
+      base >= 0 && base + (valid - 1) * g.stride + (g.kernel_size - 1) * g.dilation < g.length;
+  if (!split || !args.skip_padding_taps || vectors == 1 || inside) {
+    const TapRange taps = TapsToRun(args, base, valid);
+    segments[0] = {taps.first, taps.last, 0, vectors};
+    return 1;
+  }
+  std::array<TapRange, kVectors> ranges;
+  std::array<int64_t, 2 * kVectors> cuts;
+  size_t cut_count = 0;
+  for (int64_t v = 0; v < vectors; ++v) {
+    const TapRange r =
+        taps_inside(g, base + v * lanes * g.stride, std::min(lanes, valid - v * lanes));
+    ranges[static_cast<size_t>(v)] = r;
+    cuts[cut_count++] = r.first;
+    cuts[cut_count++] = r.last + 1;
+  }
+  // Insertion sort: a few elements (GCC 12 warns on std::sort of a
+  // partly used std::array).
+  for (size_t i = 1; i < cut_count; ++i) {
+    for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; --j) std::swap(cuts[j - 1], cuts[j]);
+  }
+  size_t count = 0;
+  for (size_t c = 0; c + 1 < cut_count; ++c) {
+    const int64_t first_tap = cuts[c];
+    const int64_t end_tap = cuts[c + 1];
+    if (first_tap == end_tap) continue;
+    // The vectors whose range holds first_tap (and so the whole run).
+    int64_t low = vectors;
+    int64_t high = -1;
+    for (int64_t v = 0; v < vectors; ++v) {
+      const TapRange& r = ranges[static_cast<size_t>(v)];
+      if (r.first <= first_tap && first_tap <= r.last) {
+        low = std::min(low, v);
+        high = v;
+      }
+    }
+    if (high < 0) continue;  // a gap between vectors' ranges: zeros only
+    TapSegment next{first_tap, end_tap - 1, low, high - low + 1};
+    if (count > 0) {
+      TapSegment& last = segments[count - 1];
+      const int64_t merged_first = std::min(last.first_vector, next.first_vector);
+      const int64_t merged_vectors =
+          std::max(last.first_vector + last.vectors, next.first_vector + next.vectors) -
+          merged_first;
+      const int64_t saved =
+          ((last.last_tap - last.first_tap + 1) * (merged_vectors - last.vectors) +
+           (next.last_tap - next.first_tap + 1) * (merged_vectors - next.vectors)) *
+          channels;
+      if (saved < kMinSavedVectorSteps) {
+        last = {last.first_tap, next.last_tap, merged_first, merged_vectors};
+        continue;
+      }
+    }
+    segments[count++] = next;
+  }
+  return count;
+}
+
+// Runs a tile of m rows at `valid` positions as its segments, in tap order
+// (each output's sum in the same order as one tile of all its taps). The
+// first chunk's vectors that its first segment leaves out start from their
+// bias, stored before later segments add to it.
+template <class T>
+HWY_NOINLINE void RunTileSegments(TileArgs<T>& a, const TapSegment* segments, size_t count,
+                                  int64_t m, int64_t channels, int64_t valid, const T* vectors_from,
+                                  const int64_t* offsets_from, const T* panel, T* partial, T* out,
+                                  bool accumulate) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
+  const int64_t rows = static_cast<int64_t>(kRows);
+  if (!accumulate) {
+    const int64_t begin = segments[0].first_vector * lanes;
+    const int64_t end = std::min(valid, (segments[0].first_vector + segments[0].vectors) * lanes);
+    for (int64_t row = 0; row < m; ++row) {
+      T* const at = out + row * static_cast<int64_t>(a.out_pitch);
+      std::fill(at, at + begin, a.bias[row]);
+      std::fill(at + end, at + valid, a.bias[row]);
+    }
+  }
+  for (size_t s = 0; s < count; ++s) {
+    const TapSegment& segment = segments[s];
+    const int64_t first_step = segment.first_tap * channels;
+    const int64_t offset = segment.first_vector * lanes;
+    a.steps = static_cast<size_t>((segment.last_tap + 1) * channels - first_step);
+    a.broadcasts = panel + first_step * rows;
+    a.vectors = vectors_from + offset;
+    a.vector_offsets = offsets_from + first_step;
+    a.partial = partial + offset;
+    a.out = out + offset;
+    const int64_t segment_valid =
+        std::min(valid, (segment.first_vector + segment.vectors) * lanes) - offset;
+    kTiles<Kind::length_vectors, T>[static_cast<size_t>((m - 1) * static_cast<int64_t>(kVectors) +
+                                                        segment.vectors - 1)](
+        a, accumulate || s > 0, static_cast<size_t>(segment_valid));
+  }
+}
+
 // Output channel blocks per task up to which length-vector tiles read
 // stride-1 input in place (see RunLengthVectors).
 constexpr int64_t kInPlaceMaxTileCalls = 8;
@@ -397,6 +523,13 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         channels == g.chunk_channels ? g.vector_offsets : g.last_vector_offsets;
     const bool accumulate = r0 > 0;
     const bool to_output = last_chunk_to_output && r0 + steps == g.reduction;
+    // A tile's vectors start (and stop) reading inside the input up to
+    // `spread` taps apart: splitting saves at most that many taps of this
+    // chunk's channels, and costs a few divisions per tile (1.4x slower on
+    // a layer of one channel per group, K = 31, dilation 16, had it split).
+    const int64_t spread = std::min<int64_t>(
+        g.kernel_size, (static_cast<int64_t>(kVectors) - 1) * lanes * g.stride / g.dilation + 1);
+    const bool split_taps = !to_output && channels * spread >= kMinSavedVectorSteps;
     const T* const first_row = args.input.data + task.n * args.input.batch_stride +
                                (first_in + first_channel) * args.input.channel_stride;
     if (read_in_place) {
@@ -410,19 +543,31 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
     for (int64_t l0 = task.l_begin; l0 < task.l_end; l0 += tile_positions) {
       const int64_t valid = std::min(tile_positions, task.l_end - l0);
       const int64_t vectors = (valid + lanes - 1) / lanes;
-      // Steps k*channels + ci of the taps that read inside the input.
+      // Steps k*channels + ci of the taps that read inside the input. The
+      // last chunk's tiles that store to the output run one segment (see
+      // split_taps): a second would read the partial sums the first stored
+      // elsewhere.
       const int64_t base = base_of(l0);
-      const TapRange taps = TapsToRun(args, base, valid);
-      const int64_t skipped = taps.first * channels;
-      a.steps = static_cast<size_t>((taps.last + 1) * channels - skipped);
+      std::array<TapSegment, kMaxTapSegments> segments;
+      const size_t segment_count =
+          TapSegments(args, base, valid, lanes, vectors, channels, split_taps, segments);
+      const T* vectors_from = stage;
+      const int64_t* offsets_from = offsets;
       if (read_in_place && base >= 0 && base + g.reach <= g.length) {
-        a.vectors = first_row + base;
-        a.vector_offsets = in_place_offsets + skipped;
+        vectors_from = first_row + base;
+        offsets_from = in_place_offsets;
       } else {
-        a.vectors = stage;
-        a.vector_offsets = offsets + skipped;
         StageChannels(g, args.input, task.n, first_in, first_channel, base, stage, index, span);
       }
+      // One segment (every tile but a few at the ends of rows with wide
+      // zero padding) is one plain tile call: going through the segment
+      // loop cost up to 1.2x on tiles of a few steps (2 -> 384 channels,
+      // K = 3).
+      const TapSegment& first_segment = segments[0];
+      const int64_t skipped = first_segment.first_tap * channels;
+      a.steps = static_cast<size_t>((first_segment.last_tap + 1) * channels - skipped);
+      a.vectors = vectors_from;
+      a.vector_offsets = offsets_from + skipped;
       // Next: the following tile of this chunk, or the task's first tile of
       // the next chunk.
       if (l0 + tile_positions < task.l_end) {
@@ -442,15 +587,21 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
         const int64_t m = std::min(rows, task.co_end - co);
         prefetch.Part();
         a.bias = bias + co;
-        a.broadcasts = panel + skipped * rows;
         T* const partial = out_base + (co - task.co_begin) * out_pitch + (l0 - task.l_begin);
-        a.partial = partial;
-        a.out = to_output ? output_base + (co - task.co_begin) * output.channel_stride +
-                                (l0 - task.l_begin)
-                          : partial;
-        kTiles<Kind::length_vectors, T>[static_cast<size_t>(
-            (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
-                                                                     static_cast<size_t>(valid));
+        T* const out = to_output ? output_base + (co - task.co_begin) * output.channel_stride +
+                                       (l0 - task.l_begin)
+                                 : partial;
+        if (segment_count == 1) {
+          a.broadcasts = panel + skipped * rows;
+          a.partial = partial;
+          a.out = out;
+          kTiles<Kind::length_vectors, T>[static_cast<size_t>(
+              (m - 1) * static_cast<int64_t>(kVectors) + vectors - 1)](a, accumulate,
+                                                                       static_cast<size_t>(valid));
+        } else {
+          RunTileSegments(a, segments.data(), segment_count, m, channels, valid, vectors_from,
+                          offsets_from, panel, partial, out, accumulate);
+        }
         panel += steps * rows;
       }
     }
