@@ -726,14 +726,16 @@ TEST_P(DirectTiles, TapsSplitAcrossVectorsAtWidePadding) {
   int checked = 0;
   for (const DType dtype : {DType::f32, DType::f64}) {
     const int64_t rows_4k = 4096 / dtype_size(dtype);
-    for (const int64_t out_length : {rows_4k, int64_t{300}, int64_t{45}}) {
+    for (const int64_t out_length : {rows_4k, int64_t{300}, int64_t{145}}) {
       ConvParams p;
-      p.in_channels = 100;  // 9 taps x 100 channels: several chunks
+      p.in_channels = 300;  // 9 taps x 300 channels: several chunks
       p.out_channels = 14;  // two full 6-row blocks and a partial one
       p.kernel_size = 9;
-      p.dilation = 16;
+      p.dilation = 4;
+      // Wider than the kernel's span (32): the first vectors of the first
+      // tile read only padding.
       p.padding = Padding::symmetric(64);
-      const Problem problem = Problem::make(p, 1, out_length, dtype, Layout::ncl);
+      const Problem problem = Problem::make(p, 1, out_length - 96, dtype, Layout::ncl);
       ASSERT_EQ(problem.out_length(), out_length);
       for (const int64_t output_gap : {1, 2}) {
         for (const int threads : {1, 2}) {

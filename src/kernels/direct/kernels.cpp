@@ -349,8 +349,9 @@ constexpr size_t kMaxTapSegments = 2 * kVectors;
 // A segment of fewer vectors than its neighbour runs as a tile call of its
 // own where that saves at least this many vector-steps (each ~3 cycles of
 // a 6-row tile's FMAs) over running it with the neighbour's vectors: a call
-// loads and stores its accumulators (~60 cycles).
-constexpr int64_t kMinSavedVectorSteps = 24;
+// loads and stores its accumulators (~60 cycles), and a tile of fewer
+// vectors keeps fewer FMAs in flight.
+constexpr int64_t kMinSavedVectorSteps = 64;
 
 // The taps a length-vector tile of `valid` outputs from padded position
 // `base` runs, over `channels` input channels a tap, as segments in tap
@@ -373,38 +374,31 @@ size_t TapSegments(const Args<T>& args, int64_t base, int64_t valid, int64_t lan
     segments[0] = {taps.first, taps.last, 0, vectors};
     return 1;
   }
+  // Vector v reads inside from tap ranges[v].first to ranges[v].last; both
+  // fall (or stay) from one vector to the next, so the vectors that read
+  // tap k are those from low (the first whose range starts by k) to high
+  // (the last whose range reaches k).
   std::array<TapRange, kVectors> ranges;
-  std::array<int64_t, 2 * kVectors> cuts;
-  size_t cut_count = 0;
   for (int64_t v = 0; v < vectors; ++v) {
-    const TapRange r =
+    ranges[static_cast<size_t>(v)] =
         taps_inside(g, base + v * lanes * g.stride, std::min(lanes, valid - v * lanes));
-    ranges[static_cast<size_t>(v)] = r;
-    cuts[cut_count++] = r.first;
-    cuts[cut_count++] = r.last + 1;
   }
-  // Insertion sort: a few elements (GCC 12 warns on std::sort of a
-  // partly used std::array).
-  for (size_t i = 1; i < cut_count; ++i) {
-    for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; --j) std::swap(cuts[j - 1], cuts[j]);
-  }
+  const auto range = [&](int64_t v) -> const TapRange& { return ranges[static_cast<size_t>(v)]; };
+  const int64_t end = range(0).last + 1;
+  int64_t low = vectors - 1;
+  int64_t high = vectors - 1;
   size_t count = 0;
-  for (size_t c = 0; c + 1 < cut_count; ++c) {
-    const int64_t first_tap = cuts[c];
-    const int64_t end_tap = cuts[c + 1];
-    if (first_tap == end_tap) continue;
-    // The vectors whose range holds first_tap (and so the whole run).
-    int64_t low = vectors;
-    int64_t high = -1;
-    for (int64_t v = 0; v < vectors; ++v) {
-      const TapRange& r = ranges[static_cast<size_t>(v)];
-      if (r.first <= first_tap && first_tap <= r.last) {
-        low = std::min(low, v);
-        high = v;
-      }
-    }
-    if (high < 0) continue;  // a gap between vectors' ranges: zeros only
-    TapSegment next{first_tap, end_tap - 1, low, high - low + 1};
+  for (int64_t first_tap = range(vectors - 1).first; first_tap < end;) {
+    while (low > 0 && range(low - 1).first <= first_tap) --low;
+    while (high >= 0 && range(high).last < first_tap) --high;
+    // Up to the next vector's first tap, or past the last vector's last.
+    int64_t end_tap = end;
+    if (low > 0) end_tap = std::min(end_tap, range(low - 1).first);
+    if (high >= 0) end_tap = std::min(end_tap, range(high).last + 1);
+    const int64_t from = first_tap;
+    first_tap = end_tap;
+    if (high < low) continue;  // between the vectors' ranges: zeros only
+    TapSegment next{from, end_tap - 1, low, high - low + 1};
     if (count > 0) {
       TapSegment& last = segments[count - 1];
       const int64_t merged_first = std::min(last.first_vector, next.first_vector);
@@ -533,10 +527,12 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
     const T* const first_row = args.input.data + task.n * args.input.batch_stride +
                                (first_in + first_channel) * args.input.channel_stride;
     if (read_in_place) {
+      // Per task and chunk: a running sum (with a multiply per element, a
+      // task of one channel and 64 taps spent a tenth of its time here).
+      int64_t* HWY_RESTRICT to = in_place_offsets;
       for (int64_t k = 0; k < g.kernel_size; ++k) {
-        for (int64_t ci = 0; ci < channels; ++ci) {
-          in_place_offsets[k * channels + ci] = ci * args.input.channel_stride + k * g.dilation;
-        }
+        int64_t at = k * g.dilation;
+        for (int64_t ci = 0; ci < channels; ++ci, at += args.input.channel_stride) *to++ = at;
       }
     }
     a.out_pitch = static_cast<size_t>(to_output ? output.channel_stride : out_pitch);
