@@ -367,6 +367,8 @@ size_t TapSegments(const Args<T>& args, int64_t base, int64_t valid, int64_t lan
                    int64_t channels, bool split,
                    std::array<TapSegment, kMaxTapSegments>& segments) {
   const Geometry& g = *args.geometry;
+  // Tiles that read inside the input at every tap: all but a few at the
+  // row ends.
   const bool inside =
       base >= 0 && base + (valid - 1) * g.stride + (g.kernel_size - 1) * g.dilation < g.length;
   if (!split || !args.skip_padding_taps || vectors == 1 || inside) {
@@ -519,16 +521,19 @@ void RunLengthVectors(const Args<T>& args, const Task& task, void* scratch) {
     const bool to_output = last_chunk_to_output && r0 + steps == g.reduction;
     // A tile's vectors start (and stop) reading inside the input up to
     // `spread` taps apart: splitting saves at most that many taps of this
-    // chunk's channels, and costs a few divisions per tile (1.4x slower on
-    // a layer of one channel per group, K = 31, dilation 16, had it split).
+    // chunk's channels, and looking for segments costs a few divisions per
+    // tile (a first form that looked on every tile ran a layer of one
+    // channel a group, K = 31, dilation 16, 1.4x slower).
     const int64_t spread = std::min<int64_t>(
         g.kernel_size, (static_cast<int64_t>(kVectors) - 1) * lanes * g.stride / g.dilation + 1);
     const bool split_taps = !to_output && channels * spread >= kMinSavedVectorSteps;
     const T* const first_row = args.input.data + task.n * args.input.batch_stride +
                                (first_in + first_channel) * args.input.channel_stride;
     if (read_in_place) {
-      // Per task and chunk: a running sum (with a multiply per element, a
-      // task of one channel and 64 taps spent a tenth of its time here).
+      // Per task and chunk, as a running sum: on layers of one channel a
+      // group that is once per few tile calls, and a multiply per offset
+      // took up to 8% of such a layer's time (96 -> 384 channels in 96
+      // groups, K = 64).
       int64_t* HWY_RESTRICT to = in_place_offsets;
       for (int64_t k = 0; k < g.kernel_size; ++k) {
         int64_t at = k * g.dilation;
