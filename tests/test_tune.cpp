@@ -7,6 +7,7 @@
 #include <conv1d/conv1d.hpp>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -141,6 +142,38 @@ TEST_F(Tune, PicksASupportedAlgorithmThatMatchesTheReference) {
       }
     }
   }
+}
+
+// A candidate's first call may pay one-time costs (an FFT plan's first
+// call took 8x its median): a slow warm-up alone must not drop it.
+TEST(TuneTiming, SlowWarmUpIsRunAgainBeforeDroppingACandidate) {
+  int calls = 0;
+  const auto first_call_slow = [&] { return ++calls == 1 ? 1.0 : 1e-3; };
+  const auto seconds = detail::time_candidate(first_call_slow, 2e-3);
+  ASSERT_TRUE(seconds.has_value());
+  EXPECT_DOUBLE_EQ(*seconds, 1e-3);
+  EXPECT_GE(calls, 4);  // the warm-up, then at least three timed runs
+}
+
+TEST(TuneTiming, HopelessCandidateStopsAfterTwoRuns) {
+  int calls = 0;
+  const auto slow = [&] {
+    ++calls;
+    return 1.0;
+  };
+  EXPECT_FALSE(detail::time_candidate(slow, 2e-3).has_value());
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(TuneTiming, MedianOfTheRunsAfterTheWarmUp) {
+  int calls = 0;
+  // Warm-up 5 s, then 2, 1, 3, 2, 1, 3, ... ms: the median is 2 ms.
+  const auto runs = [&] {
+    return ++calls == 1 ? 5.0 : 1e-3 * static_cast<double>(1 + (calls * 2) % 3);
+  };
+  const auto seconds = detail::time_candidate(runs, std::numeric_limits<double>::infinity());
+  ASSERT_TRUE(seconds.has_value());
+  EXPECT_DOUBLE_EQ(*seconds, 2e-3);
 }
 
 TEST_F(Tune, OneCandidateNeedsNoTiming) {

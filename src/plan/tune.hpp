@@ -3,6 +3,8 @@
 #pragma once
 
 #include <conv1d/conv1d.hpp>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -22,6 +24,14 @@ struct TunedChoice {
 // one tuning runs at a time so that measurements do not disturb each other.
 TunedChoice tuned_algorithm(const Problem& problem, const std::string& isa, int threads,
                             const std::string& cache_path);
+
+// The median time in seconds of a candidate that `run_once` runs once per
+// call and times: a warm-up run, then at least 3 runs, and more up to 9
+// within 20 ms. Nothing when the candidate cannot win against the best
+// median so far, `best_seconds`: its warm-up and the run after it each
+// took over 3 times as long. One slow warm-up alone does not drop it: the
+// first call pays one-time costs.
+std::optional<double> time_candidate(const std::function<double()>& run_once, double best_seconds);
 
 // Forgets every tuned choice and every cache file read, as in a new process
 // (for tests).
