@@ -17,6 +17,7 @@
 #include "core/padding.hpp"
 #include "kernels/common/phases-inl.h"
 #include "kernels/common/registers-inl.h"
+#include "kernels/common/shifted-inl.h"
 #include "kernels/common/transpose-inl.h"
 #include "kernels/depthwise/depthwise.hpp"
 #include "kernels/depthwise/wide_row_block_x86.h"
@@ -27,6 +28,7 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using ::conv1d::kernels::common::HWY_NAMESPACE::CopyPhasesAnyStride;
 using ::conv1d::kernels::common::HWY_NAMESPACE::KeepInRegister;
+using ::conv1d::kernels::common::HWY_NAMESPACE::kShiftedRows;
 using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
 
 template <class D>
@@ -749,43 +751,15 @@ HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t 
   }
 }
 
-// Stride = dilation = 1 rows of up to 2N taps on AVX-512 (ShiftedRow). A
-// block of J output vectors loads the J + 2 input vectors under it once and
-// keeps them in registers; the input at residue r (x[m*N + r ..]) is shifted
-// out of two of them by valignd/valignq rather than loaded unaligned, since
-// every such load splits a cache line and split loads run at about half a
-// load per cycle. The residue-r vector at step m feeds tap r of output
-// vector m and tap r + N of output vector m - 1. A residue with one tap
-// (K < 2N) costs a shift per FMA, so kLoadedResidues of them are loaded
-// instead, sharing the work between the shuffle and the load units. Rows
-// read in place; zero padding and row ends go through masked loads, so a
-// whole tile runs without copies. Measured on Conformer K = 31 (1000
+// Stride = dilation = 1 rows of up to 2N taps on AVX-512 (ShiftedRow): a
+// block of J output vectors shifts the residues out of the J + 2 input
+// vectors under it (kernels/common/shifted-inl.h). Rows read in place; zero padding and row ends go
+// through masked loads, so a whole tile runs without copies. Measured on Conformer K = 31 (1000
 // outputs per row): ~160-170 GFLOP/s, against ~135 for the previous
 // kernel (12-vector blocks reloading their inputs per residue pair, edges
 // on padded copies); J = 6 and J = 12 measured slower. Sums run in
 // SharedRow's order (residues ascending, the taps of a residue ascending),
 // so results do not depend on where blocks start.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr bool kShiftedRows = true;
-template <int R>
-HWY_INLINE Vec<hn::ScalableTag<float>> ShiftLanes(hn::ScalableTag<float>,
-                                                  Vec<hn::ScalableTag<float>> lo,
-                                                  Vec<hn::ScalableTag<float>> hi) {
-  lo.raw = _mm512_castsi512_ps(
-      _mm512_alignr_epi32(_mm512_castps_si512(hi.raw), _mm512_castps_si512(lo.raw), R));
-  return lo;
-}
-template <int R>
-HWY_INLINE Vec<hn::ScalableTag<double>> ShiftLanes(hn::ScalableTag<double>,
-                                                   Vec<hn::ScalableTag<double>> lo,
-                                                   Vec<hn::ScalableTag<double>> hi) {
-  lo.raw = _mm512_castsi512_pd(
-      _mm512_alignr_epi64(_mm512_castpd_si512(hi.raw), _mm512_castpd_si512(lo.raw), R));
-  return lo;
-}
-#else
-constexpr bool kShiftedRows = false;
-#endif
 
 // inside[m]: the lanes of vector m (N lanes each) from position `start` of
 // a row of `length` that lie in [0, length). Two vector compares a vector:
@@ -806,54 +780,13 @@ HWY_INLINE void InsideMasks(D d, int64_t start, int64_t length, hn::Mask<D>* ins
   }
 }
 
-// Output vectors per block, and the residues (bits) of one-tap rows that are
-// loaded rather than shifted: 3, 7, 11, 15 measured 2-6% faster than 1, 5,
-// 9, 13, than every odd residue or than none (K = 9, 13, 31).
+// Output vectors per block.
 constexpr size_t kShiftedVectors = 8;
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr unsigned kLoadedResidues = 0x8888;
-// x[m*N + R .. + N) from whole[m] = x[m*N ..] and whole[m + 1].
-template <size_t R, bool kLoad, class D, class T>
-HWY_INLINE Vec<D> ResidueVector(D d, Vec<D> lo, Vec<D> hi, const T* x) {
-  if constexpr (R == 0) {
-    return lo;
-  } else if constexpr (kLoad) {
-    Vec<D> v = hn::LoadU(d, x + R);
-    KeepInRegister(v);
-    return v;
-  } else {
-    return ShiftLanes<static_cast<int>(R)>(d, lo, hi);
-  }
-}
-
-template <size_t J, size_t R, bool kLoad, class D, class T>
-HWY_INLINE void ShiftedResidue(D d, Vec<D>* acc, const Vec<D>* whole, const T* x, const T* weight,
-                               int64_t K) {
-  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(D()));
-  if (static_cast<int64_t>(R) >= K) return;
-  const Vec<D> w0 = hn::Set(d, weight[R]);
-  if (static_cast<int64_t>(R) + N < K) {
-    const Vec<D> w1 = hn::Set(d, weight[R + N]);
-    HWY_UNROLL(16)
-    for (size_t m = 0; m <= J; ++m) {
-      const Vec<D> v = ResidueVector<R, false>(d, whole[m], whole[m + 1], x + m * N);
-      if (m < J) acc[m] = hn::MulAdd(w0, v, acc[m]);
-      if (m >= 1) acc[m - 1] = hn::MulAdd(w1, v, acc[m - 1]);
-    }
-  } else {
-    HWY_UNROLL(16)
-    for (size_t m = 0; m < J; ++m) {
-      acc[m] =
-          hn::MulAdd(w0, ResidueVector<R, kLoad>(d, whole[m], whole[m + 1], x + m * N), acc[m]);
-    }
-  }
-}
-template <size_t J, unsigned kMask, class D, class T, size_t... R>
-HWY_INLINE void ShiftedResidues(D d, Vec<D>* acc, const Vec<D>* whole, const T* x, const T* weight,
-                                int64_t K, std::index_sequence<R...>) {
-  (ShiftedResidue<J, R, ((kMask >> R) & 1) != 0>(d, acc, whole, x, weight, K), ...);
-}
+using ::conv1d::kernels::common::HWY_NAMESPACE::kLoadedResidues;
+using ::conv1d::kernels::common::HWY_NAMESPACE::ShiftedResidues;
+using ::conv1d::kernels::common::HWY_NAMESPACE::ShiftLanes;
 
 // A block of output vectors that reaches past a row's ends (an edge
 // block): its loads and its last store go through masks, which rows of

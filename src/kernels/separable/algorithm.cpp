@@ -86,7 +86,10 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
     // the L1 sets, and evict them before the next output channel block.
     g.mid_pitch = spread_pitch(g.tile_positions, element);
     g.out_pitch = vector_width + line;
-    g.phase_width = g.tile_positions + reach / p.stride;
+    g.shifted_taps = target.shifted_rows && p.stride == 1 && p.dilation == 1 &&
+                     p.kernel_size >= kernels::separable::kMinShiftedTaps &&
+                     p.kernel_size <= 2 * lanes;
+    g.phase_width = g.tile_positions + (g.shifted_taps ? 2 * lanes : reach / p.stride);
   } else {
     g.block_channels = vector_width;
     g.mid_pitch = spread_pitch(g.mid_channels, element);

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/padding.hpp"
+#include "kernels/common/shifted-inl.h"
 #include "kernels/gemm/tile-inl.h"
 #include "kernels/separable/separable.hpp"
 
@@ -100,6 +101,30 @@ HWY_INLINE void ResidueTaps(D d, hn::Vec<D> (&acc)[kChannels][kVectors],
 // Residue sharing up to this many taps per residue (K <= 4 * lanes).
 constexpr int64_t kMaxResidueTaps = 4;
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+using ::conv1d::kernels::common::HWY_NAMESPACE::kLoadedResidues;
+using ::conv1d::kernels::common::HWY_NAMESPACE::ShiftedResidue;
+
+// The residues of kChannels rows, each shifted out of its whole[j] (x[j]
+// and weights[j] offset to the tile), residue by residue so that the rows'
+// FMA chains interleave.
+template <size_t kChannels, class D, class T, size_t... R>
+HWY_INLINE void ShiftedResiduesOfRows(D d, hn::Vec<D> (&acc)[kChannels][kVectors],
+                                      const hn::Vec<D> (&whole)[kChannels][kVectors + 2],
+                                      const std::array<const T*, kChannels>& x,
+                                      const std::array<const T*, kChannels>& weights, int64_t K,
+                                      std::index_sequence<R...>) {
+  (
+      [&] {
+        for (size_t j = 0; j < kChannels; ++j) {
+          ShiftedResidue<kVectors, R, ((kLoadedResidues >> R) & 1) != 0>(d, acc[j], whole[j], x[j],
+                                                                         weights[j], K);
+        }
+      }(),
+      ...);
+}
+#endif
+
 // mid rows c .. c + kChannels - 1 from their input channels' phases. Each
 // row sums bias, then taps in order, or for a dense unit-stride kernel
 // longer than a vector by residue (taps r, r + N, ... for r < N, the
@@ -117,6 +142,33 @@ HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
   const int64_t residue_taps = (K + lanes - 1) / lanes;
   const bool by_residue =
       g.stride == 1 && g.dilation == 1 && K > lanes && residue_taps <= kMaxResidueTaps;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (g.shifted_taps) {
+    // Sums in the residue order of the loop below (and of the depthwise
+    // algorithm): the same bits.
+    std::array<const T*, kChannels> w;
+    for (size_t j = 0; j < kChannels; ++j) w[j] = weights + static_cast<int64_t>(j) * K;
+    for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
+      V acc[kChannels][kVectors];
+      V whole[kChannels][kVectors + 2];
+      std::array<const T*, kChannels> x;
+      for (size_t j = 0; j < kChannels; ++j) {
+        x[j] = phases[j] + i0;
+        for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
+        for (size_t m = 0; m < kVectors + 2; ++m) {
+          whole[j][m] = hn::LoadU(d, x[j] + static_cast<int64_t>(m) * lanes);
+        }
+      }
+      ShiftedResiduesOfRows<kChannels>(d, acc, whole, x, w, K,
+                                       std::make_index_sequence<hn::MaxLanes(d)>());
+      for (size_t j = 0; j < kChannels; ++j) {
+        T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch + i0;
+        for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);
+      }
+    }
+    return;
+  }
+#endif
   for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
     V acc[kChannels][kVectors];
     for (size_t j = 0; j < kChannels; ++j) {
@@ -461,6 +513,7 @@ const Target* GetTarget() {
                              static_cast<int>(kVectors),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<float>())),
                              static_cast<int>(hn::Lanes(hn::ScalableTag<double>())),
+                             ::conv1d::kernels::common::HWY_NAMESPACE::kShiftedRows,
                              &RunTaskF32,
                              &RunTaskF64};
   return &target;

@@ -61,6 +61,11 @@ struct Geometry {
   // NCL: elements of one stride phase of a staged input row; phase p holds
   // xpad[base + p + stride*j], j < phase_width.
   int64_t phase_width = 0;
+  // NCL, stride = dilation = 1, kMinShiftedTaps..2N taps, on a target with
+  // shifted rows: the depthwise tile shifts its residues out of whole
+  // loads, which read up to two vectors past the tile (phase_width covers
+  // them).
+  bool shifted_taps = false;
   // NCL: where tap k reads in the staged phases, (k*dilation % stride) *
   // phase_width + k*dilation / stride: no division per tap.
   const int64_t* tap_offsets = nullptr;  // [kernel_size]
@@ -115,12 +120,18 @@ inline size_t scratch_bytes(const Geometry& g, size_t element_size) {
          round_up_64(mid_elements(g) * element_size) + round_up_64(out_elements(g) * element_size);
 }
 
+// Taps from which the depthwise tile shifts residues out of whole loads
+// where the target can: below, the plain taps' split loads cost less than
+// the shifts (as in the depthwise algorithm's rows).
+constexpr int64_t kMinShiftedTaps = 5;
+
 // What one SIMD target provides (see kernels.cpp).
 struct Target {
   int rows = 1;     // register tile rows: output channels (NCL) or positions (NLC)
   int vectors = 1;  // SIMD vectors per register tile row
   int lanes_f32 = 1;
   int lanes_f64 = 1;
+  bool shifted_rows = false;  // kernels/common/shifted-inl.h's kShiftedRows
   // Runs one task; scratch as described above, 64-byte aligned.
   void (*run_f32)(const Args<float>& args, const Task& task, void* scratch) = nullptr;
   void (*run_f64)(const Args<double>& args, const Task& task, void* scratch) = nullptr;
