@@ -87,13 +87,14 @@ const std::vector<Case>& sweep() {
     std::vector<Case> list;
     for (int i = 0; i < 260; ++i) list.push_back(draw_case(rng));
     // The suite's separable layer and Conformer-like blocks, shrunk in
-    // length; wide intermediates, whose NCL tiles hold fewer register tiles.
+    // length; wide intermediates, whose NCL tiles hold fewer register tiles;
+    // a QuartzNet-like kernel of several windows of shifted taps.
     for (const auto& [cin, multiplier, cout, k, layout, length] :
          {std::tuple{128, 1, 256, 9, Layout::ncl, 150},
           std::tuple{128, 1, 256, 9, Layout::nlc, 150}, std::tuple{64, 1, 64, 31, Layout::ncl, 150},
           std::tuple{64, 1, 64, 31, Layout::nlc, 150}, std::tuple{300, 2, 70, 3, Layout::ncl, 300},
-          std::tuple{300, 2, 70, 3, Layout::nlc, 100},
-          std::tuple{700, 1, 13, 5, Layout::ncl, 200}}) {
+          std::tuple{300, 2, 70, 3, Layout::nlc, 100}, std::tuple{700, 1, 13, 5, Layout::ncl, 200},
+          std::tuple{48, 1, 40, 75, Layout::ncl, 200}}) {
       Case c;
       c.params.in_channels = cin;
       c.params.depth_multiplier = multiplier;

@@ -87,9 +87,12 @@ Geometry make_geometry(const Problem& depthwise, const Problem& pointwise, const
     g.mid_pitch = spread_pitch(g.tile_positions, element);
     g.out_pitch = vector_width + line;
     g.shifted_taps = target.shifted_rows && p.stride == 1 && p.dilation == 1 &&
-                     p.kernel_size >= kernels::separable::kMinShiftedTaps &&
-                     p.kernel_size <= 2 * lanes;
-    g.phase_width = g.tile_positions + (g.shifted_taps ? 2 * lanes : reach / p.stride);
+                     p.kernel_size >= kernels::separable::kMinShiftedTaps;
+    // Shifted taps run in windows of 2N, each reading two vectors past the
+    // tile from the window's start.
+    g.phase_width =
+        g.tile_positions +
+        (g.shifted_taps ? ceil_div(p.kernel_size, 2 * lanes) * 2 * lanes : reach / p.stride);
   } else {
     g.block_channels = vector_width;
     g.mid_pitch = spread_pitch(g.mid_channels, element);

@@ -144,23 +144,31 @@ HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
       g.stride == 1 && g.dilation == 1 && K > lanes && residue_taps <= kMaxResidueTaps;
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
   if (g.shifted_taps) {
-    // Sums in the residue order of the loop below (and of the depthwise
-    // algorithm): the same bits.
+    // Up to 2N taps, sums in the residue order of the loop below (and of
+    // the depthwise algorithm): the same bits; longer kernels by windows
+    // of 2N taps, each in residue order.
     std::array<const T*, kChannels> w;
     for (size_t j = 0; j < kChannels; ++j) w[j] = weights + static_cast<int64_t>(j) * K;
     for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
       V acc[kChannels][kVectors];
-      V whole[kChannels][kVectors + 2];
-      std::array<const T*, kChannels> x;
       for (size_t j = 0; j < kChannels; ++j) {
-        x[j] = phases[j] + i0;
         for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
-        for (size_t m = 0; m < kVectors + 2; ++m) {
-          whole[j][m] = hn::LoadU(d, x[j] + static_cast<int64_t>(m) * lanes);
-        }
       }
-      ShiftedResiduesOfRows<kChannels>(d, acc, whole, x, w, K,
-                                       std::make_index_sequence<hn::MaxLanes(d)>());
+      // Windows of 2N taps (two a residue): more taps a residue would need
+      // more whole vectors than two rows have registers for.
+      for (int64_t k0 = 0; k0 < K; k0 += 2 * lanes) {
+        V whole[kChannels][kVectors + 2];
+        std::array<const T*, kChannels> x, wk;
+        for (size_t j = 0; j < kChannels; ++j) {
+          x[j] = phases[j] + i0 + k0;
+          wk[j] = w[j] + k0;
+          for (size_t m = 0; m < kVectors + 2; ++m) {
+            whole[j][m] = hn::LoadU(d, x[j] + static_cast<int64_t>(m) * lanes);
+          }
+        }
+        ShiftedResiduesOfRows<kChannels>(d, acc, whole, x, wk, std::min(K - k0, 2 * lanes),
+                                         std::make_index_sequence<hn::MaxLanes(d)>());
+      }
       for (size_t j = 0; j < kChannels; ++j) {
         T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch + i0;
         for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);

@@ -61,10 +61,10 @@ struct Geometry {
   // NCL: elements of one stride phase of a staged input row; phase p holds
   // xpad[base + p + stride*j], j < phase_width.
   int64_t phase_width = 0;
-  // NCL, stride = dilation = 1, kMinShiftedTaps..2N taps, on a target with
-  // shifted rows: the depthwise tile shifts its residues out of whole
-  // loads, which read up to two vectors past the tile (phase_width covers
-  // them).
+  // NCL, stride = dilation = 1, kMinShiftedTaps taps or more, on a target
+  // with shifted rows: the depthwise tile shifts its residues out of whole
+  // loads, in windows of 2N taps, each reading up to two vectors past the
+  // tile from the window's start (phase_width covers them).
   bool shifted_taps = false;
   // NCL: where tap k reads in the staged phases, (k*dilation % stride) *
   // phase_width + k*dilation / stride: no division per tap.
