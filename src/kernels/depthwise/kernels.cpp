@@ -753,13 +753,14 @@ HWY_NOINLINE void SharedRow(D d, const T* const* rows, const T* weight, int64_t 
 
 // Stride = dilation = 1 rows of up to 2N taps on AVX-512 (ShiftedRow): a
 // block of J output vectors shifts the residues out of the J + 2 input
-// vectors under it (kernels/common/shifted-inl.h). Rows read in place; zero padding and row ends go
-// through masked loads, so a whole tile runs without copies. Measured on Conformer K = 31 (1000
-// outputs per row): ~160-170 GFLOP/s, against ~135 for the previous
-// kernel (12-vector blocks reloading their inputs per residue pair, edges
-// on padded copies); J = 6 and J = 12 measured slower. Sums run in
-// SharedRow's order (residues ascending, the taps of a residue ascending),
-// so results do not depend on where blocks start.
+// vectors under it (kernels/common/shifted-inl.h). Rows read in place;
+// zero padding and row ends go through masked loads, so a whole tile runs
+// without copies. Measured on Conformer K = 31 (1000 outputs per row):
+// ~160-170 GFLOP/s, against ~135 for the previous kernel (12-vector blocks
+// reloading their inputs per residue pair, edges on padded copies); J = 6
+// and J = 12 measured slower. Sums run in SharedRow's order (residues
+// ascending, the taps of a residue ascending), so results do not depend on
+// where blocks start.
 
 // inside[m]: the lanes of vector m (N lanes each) from position `start` of
 // a row of `length` that lie in [0, length). Two vector compares a vector:
