@@ -52,11 +52,7 @@ HWY_INLINE Vec<hn::ScalableTag<double>> ShiftLanes(hn::ScalableTag<double>,
       _mm512_alignr_epi64(_mm512_castpd_si512(hi.raw), _mm512_castpd_si512(lo.raw), R));
   return lo;
 }
-#else
-constexpr bool kShiftedRows = false;
-#endif
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // The residues (bits) of one-tap rows that are loaded rather than shifted:
 // a residue with one tap (K < 2N) costs a shift per FMA, so these share the
 // work between the shuffle and the load units. 3, 7, 11, 15 measured 2-6%
@@ -104,6 +100,8 @@ HWY_INLINE void ShiftedResidues(D d, Vec<D>* acc, const Vec<D>* whole, const T* 
                                 int64_t K, std::index_sequence<R...>) {
   (ShiftedResidue<J, R, ((kMask >> R) & 1) != 0>(d, acc, whole, x, weight, K), ...);
 }
+#else
+constexpr bool kShiftedRows = false;
 #endif
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
