@@ -123,11 +123,42 @@ HWY_INLINE void ShiftedResiduesOfRows(D d, hn::Vec<D> (&acc)[kChannels][kVectors
       }(),
       ...);
 }
+
+// acc += the taps of kChannels stride-1 rows from position i0 of their
+// phases, in windows of 2N taps (two a residue: more would need more whole
+// vectors than two rows have registers for), each in residue order: up to
+// 2N taps, the sums of DepthwiseRows' by_residue loop (and of the
+// depthwise algorithm).
+template <size_t kChannels, class D, class T>
+HWY_INLINE void ShiftedWindows(D d, hn::Vec<D> (&acc)[kChannels][kVectors],
+                               const std::array<const T*, kChannels>& phases, const T* weights,
+                               int64_t i0, int64_t K) {
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t k0 = 0; k0 < K; k0 += 2 * lanes) {
+    hn::Vec<D> whole[kChannels][kVectors + 2];
+    std::array<const T*, kChannels> x, w;
+    for (size_t j = 0; j < kChannels; ++j) {
+      x[j] = phases[j] + i0 + k0;
+      w[j] = weights + static_cast<int64_t>(j) * K + k0;
+      for (size_t m = 0; m < kVectors + 2; ++m) {
+        whole[j][m] = hn::LoadU(d, x[j] + static_cast<int64_t>(m) * lanes);
+      }
+    }
+    ShiftedResiduesOfRows<kChannels>(d, acc, whole, x, w, std::min(K - k0, 2 * lanes),
+                                     std::make_index_sequence<hn::MaxLanes(D())>());
+  }
+}
+#else
+// Never called: Geometry::shifted_taps needs kShiftedRows.
+template <size_t kChannels, class D, class T>
+void ShiftedWindows(D, hn::Vec<D> (&)[kChannels][kVectors], const std::array<const T*, kChannels>&,
+                    const T*, int64_t, int64_t) {}
 #endif
 
 // mid rows c .. c + kChannels - 1 from their input channels' phases. Each
-// row sums bias, then taps in order, or for a dense unit-stride kernel
-// longer than a vector by residue (taps r, r + N, ... for r < N, the
+// row sums bias, then taps: shifted out of whole loads where
+// g.shifted_taps (ShiftedWindows), else in order, or for a dense
+// unit-stride kernel longer than a vector by residue (taps r, r + N, ... for r < N, the
 // depthwise algorithm's order); two rows at once give 8 independent FMA
 // chains, enough to hide their latency.
 template <size_t kChannels, class T>
@@ -142,47 +173,14 @@ HWY_INLINE void DepthwiseRows(const Geometry& g, const Args<T>& args, int64_t c,
   const int64_t residue_taps = (K + lanes - 1) / lanes;
   const bool by_residue =
       g.stride == 1 && g.dilation == 1 && K > lanes && residue_taps <= kMaxResidueTaps;
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (g.shifted_taps) {
-    // Up to 2N taps, sums in the residue order of the loop below (and of
-    // the depthwise algorithm): the same bits; longer kernels by windows
-    // of 2N taps, each in residue order.
-    std::array<const T*, kChannels> w;
-    for (size_t j = 0; j < kChannels; ++j) w[j] = weights + static_cast<int64_t>(j) * K;
-    for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
-      V acc[kChannels][kVectors];
-      for (size_t j = 0; j < kChannels; ++j) {
-        for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
-      }
-      // Windows of 2N taps (two a residue): more taps a residue would need
-      // more whole vectors than two rows have registers for.
-      for (int64_t k0 = 0; k0 < K; k0 += 2 * lanes) {
-        V whole[kChannels][kVectors + 2];
-        std::array<const T*, kChannels> x, wk;
-        for (size_t j = 0; j < kChannels; ++j) {
-          x[j] = phases[j] + i0 + k0;
-          wk[j] = w[j] + k0;
-          for (size_t m = 0; m < kVectors + 2; ++m) {
-            whole[j][m] = hn::LoadU(d, x[j] + static_cast<int64_t>(m) * lanes);
-          }
-        }
-        ShiftedResiduesOfRows<kChannels>(d, acc, whole, x, wk, std::min(K - k0, 2 * lanes),
-                                         std::make_index_sequence<hn::MaxLanes(d)>());
-      }
-      for (size_t j = 0; j < kChannels; ++j) {
-        T* HWY_RESTRICT to = mid + (c + j) * g.mid_pitch + i0;
-        for (size_t v = 0; v < kVectors; ++v) hn::Store(acc[j][v], d, to + v * lanes);
-      }
-    }
-    return;
-  }
-#endif
   for (int64_t i0 = 0; i0 < g.tile_positions; i0 += width) {
     V acc[kChannels][kVectors];
     for (size_t j = 0; j < kChannels; ++j) {
       for (size_t v = 0; v < kVectors; ++v) acc[j][v] = hn::Set(d, args.dw_bias[c + j]);
     }
-    if (by_residue) {
+    if (g.shifted_taps) {
+      ShiftedWindows(d, acc, phases, weights, i0, K);
+    } else if (by_residue) {
       for (int64_t r = 0; r < lanes; ++r) {
         std::array<const T*, kChannels> from, w;
         for (size_t j = 0; j < kChannels; ++j) {
