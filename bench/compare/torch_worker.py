@@ -8,7 +8,11 @@ conv1d, PyTorch and oneDNN in one run:
 Data is contiguous NCL (or NLC viewed as NCL through a permute, which is what
 a PyTorch user with channels-last data has to do). A separable layer's
 descriptor is "<depthwise>+<pointwise>": the two convolutions run back to
-back, as torch.nn.Sequential of two Conv1d layers would.
+back, as torch.nn.Sequential of two Conv1d layers would. The suffix
+"backward" times the gradients of the input, weight and bias from a given
+grad_output (aten's convolution_backward, what autograd calls after the
+forward; padding modes other than zeros pad a copy of the input first and
+leave the padding's own backward out).
 """
 import re
 import statistics
@@ -28,6 +32,7 @@ def parse(descriptor):
     p["bias"] = "nobias" not in suffixes
     p["nlc"] = "nlc" in suffixes
     p["dtype"] = torch.float64 if "f64" in suffixes else torch.float32
+    p["backward"] = "backward" in suffixes
     return p
 
 
@@ -52,8 +57,33 @@ def make_conv(p):
     return lambda x: F.conv1d(F.pad(x, (left, right), mode=mode), w, b, stride, 0, dilation, groups)
 
 
+def make_backward(p):
+    """The backward pass of one descriptor's convolution."""
+    cin, cout, groups, kernel = p["ic"], p["oc"], p.get("g", 1), p["kw"]
+    dtype = p["dtype"]
+    left, right = p.get("pl", 0), p.get("pr", 0)
+    stride, dilation = p.get("sw", 1), p.get("dl", 1)
+    x = make_input(p)
+    padding = left
+    if p["mode"] != "zeros" or left != right:
+        mode = "constant" if p["mode"] == "zeros" else p["mode"]
+        x = F.pad(x, (left, right), mode=mode)
+        padding = 0
+    w = torch.rand(cout, cin // groups, kernel, dtype=dtype)
+    out_length = (x.shape[2] + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    grad_output = torch.rand(x.shape[0], cout, out_length, dtype=dtype)
+    bias_sizes = [cout] if p["bias"] else None
+    mask = [True, True, p["bias"]]
+    return lambda: torch.ops.aten.convolution_backward(
+        grad_output, x, w, bias_sizes, [stride], [padding], [dilation], False, [0], groups, mask)
+
+
 def make_runner(descriptor):
     parts = [parse(part) for part in descriptor.split("+")]
+    if parts[0]["backward"]:
+        if len(parts) != 1:
+            raise ValueError("backward is timed on single convolutions")
+        return make_backward(parts[0])
     x = make_input(parts[0])
     convs = [make_conv(p) for p in parts]
     if len(convs) == 1:

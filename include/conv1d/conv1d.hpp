@@ -203,7 +203,7 @@ std::vector<AlgorithmStatus> algorithm_statuses(const Problem& problem);
 
 namespace detail {
 class Executor;
-class BackwardFallback;
+class Backward;
 class ExactForward;
 }  // namespace detail
 
@@ -278,8 +278,8 @@ class Plan {
   // options_.threads, or fewer for a layer too small to share out.
   int forward_threads_ = 1;
   std::unique_ptr<detail::Executor> executor_;
-  // Backward on the reference when the executor has none.
-  std::unique_ptr<detail::BackwardFallback> fallback_;
+  // Backward on the forward kernels when the executor has none of its own.
+  std::unique_ptr<detail::Backward> backward_;
   // Forward on an exact algorithm for non-finite values, when the plan's
   // algorithm is not exact.
   std::unique_ptr<detail::ExactForward> exact_forward_;

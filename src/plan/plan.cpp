@@ -8,6 +8,7 @@
 #include "core/overlap.hpp"
 #include "core/strings.hpp"
 #include "core/threads.hpp"
+#include "plan/backward.hpp"
 #include "plan/registry.hpp"
 #include "plan/tune.hpp"
 
@@ -72,49 +73,6 @@ void copy_weights(const Executor& from, Executor& to) {
   to.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
 }
 
-// The reference executor that runs backward for an algorithm without one.
-// It needs the weights in their original layout: from an executor that can
-// give them back they are copied on the first backward after set_weights,
-// so that a plan used for inference only never holds a second copy (and
-// set_weights does not pay for one); otherwise at set_weights.
-class BackwardFallback {
- public:
-  explicit BackwardFallback(const Problem& problem)
-      : reference_(find_algorithm("reference")->create(problem)) {}
-
-  void set_weights(const Executor& executor, const void* weight, const void* bias) {
-    std::lock_guard lock(mutex_);
-    current_ = !executor.returns_weights();
-    if (current_) reference_->set_weights(weight, bias);
-  }
-
-  // The executor took another's weights (it returns weights: see
-  // Plan::share_weights): copied from it on the next backward.
-  void weights_shared() {
-    std::lock_guard lock(mutex_);
-    current_ = false;
-  }
-
-  // The reference for backward_weight, which does not read the weights:
-  // nothing to copy, and a plan without weights may compute it.
-  const Executor& reference_without_weights() const { return *reference_; }
-
-  // The reference with the executor's current weights.
-  const Executor& reference(const Executor& executor) {
-    std::lock_guard lock(mutex_);
-    if (!current_) {
-      copy_weights(executor, *reference_);
-      current_ = true;
-    }
-    return *reference_;
-  }
-
- private:
-  std::mutex mutex_;
-  bool current_ = false;
-  std::unique_ptr<Executor> reference_;
-};
-
 // Forward on an exact algorithm, for a plan whose own is not (fft), on
 // inputs its executor does not take (see Executor::takes_values): a
 // transform would spread one Inf or NaN over every output of its block (an
@@ -176,7 +134,7 @@ Plan::Plan(const Problem& problem, const PlanOptions& options)
   options_.algorithm = std::string(entry->name);
   forward_threads_ = core::threads_for_work(entry->estimated_seconds(problem_), options_.threads);
   executor_ = entry->create(problem_);
-  if (!executor_->has_backward()) fallback_ = std::make_unique<detail::BackwardFallback>(problem_);
+  if (!executor_->has_backward()) backward_ = std::make_unique<detail::Backward>(problem_);
   if (entry->exactness != detail::Exactness::exact) {
     // ExactForward copies the weights back from the executor.
     if (!executor_->returns_weights()) {
@@ -204,7 +162,7 @@ void Plan::set_weights(const T* weight, const T* bias) {
     throw Error("set_weights: the problem has no bias but a bias was given");
   }
   executor_->set_weights(weight, bias);
-  if (fallback_) fallback_->set_weights(*executor_, weight, bias);
+  if (backward_) backward_->set_weights(*executor_, weight, bias);
   if (exact_forward_) exact_forward_->weights_changed();
   weights_set_ = true;
 }
@@ -221,10 +179,10 @@ bool Plan::share_weights(const Plan& other) {
   if (!other.weights_set_)
     throw Error("share_weights: set_weights was not called on the other plan");
   if (&other == this) return true;
-  // The reference backward copies the weights back from the executor.
-  if (fallback_ && !executor_->returns_weights()) return false;
+  // Backward copies the weights back from the executor.
+  if (backward_ && !executor_->returns_weights()) return false;
   if (!executor_->share_weights(*other.executor_)) return false;
-  if (fallback_) fallback_->weights_shared();
+  if (backward_) backward_->weights_shared();
   if (exact_forward_) exact_forward_->weights_changed();
   weights_set_ = true;
   return true;
@@ -261,8 +219,11 @@ void Plan::backward_data(TensorRef<const T> grad_output, TensorRef<T> grad_input
   check_shape(grad_input, "grad_input", problem_.batch, problem_.in_channels, problem_.length);
   core::check_no_overlap(grad_output, "grad_output", grad_input, "grad_input");
   if (problem_.batch == 0) return;
-  (fallback_ ? fallback_->reference(*executor_) : *executor_)
-      .backward_data(grad_output, grad_input, options_.threads);
+  if (backward_) {
+    backward_->backward_data(*executor_, grad_output, grad_input, options_.threads);
+  } else {
+    executor_->backward_data(grad_output, grad_input, options_.threads);
+  }
 }
 
 template <class T>
@@ -278,8 +239,11 @@ void Plan::backward_weight(TensorRef<const T> input, TensorRef<const T> grad_out
                     ? "backward_weight: the problem has a bias but grad_bias is null"
                     : "backward_weight: the problem has no bias but grad_bias was given");
   }
-  (fallback_ ? fallback_->reference_without_weights() : *executor_)
-      .backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
+  if (backward_) {
+    backward_->backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
+  } else {
+    executor_->backward_weight(input, grad_output, grad_weight, grad_bias, options_.threads);
+  }
 }
 
 #define CONV1D_INSTANTIATE(T)                                                   \

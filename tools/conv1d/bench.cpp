@@ -110,11 +110,12 @@ std::vector<T> random_values(int64_t count, std::mt19937_64& generator) {
 // pass.
 class Runner {
  public:
-  explicit Runner(Plan& plan) {
+  // backward: the passes are Plan::backward_data and backward_weight.
+  Runner(Plan& plan, bool backward) {
     if (plan.problem().dtype == DType::f32) {
-      prepare<float>(plan);
+      prepare<float>(plan, backward);
     } else {
-      prepare<double>(plan);
+      prepare<double>(plan, backward);
     }
   }
   Runner(const SeparableConv1d& layer, const Problem& depthwise) {
@@ -124,7 +125,7 @@ class Runner {
       prepare<double>(layer, depthwise);
     }
   }
-  // Seconds for one forward pass.
+  // Seconds for one pass.
   double run_once() const {
     const auto start = Clock::now();
     run_();
@@ -139,23 +140,37 @@ class Runner {
 
  private:
   template <class T>
-  void prepare(Plan& plan) {
+  void prepare(Plan& plan, bool backward) {
     const Problem& p = plan.problem();
     std::mt19937_64 generator(0);
     auto input = std::make_shared<std::vector<T>>(
         random_values<T>(p.batch * p.in_channels * p.length, generator));
-    const auto weight =
-        random_values<T>(p.out_channels * p.in_channels_per_group() * p.kernel_size, generator);
+    const int64_t weights = p.out_channels * p.in_channels_per_group() * p.kernel_size;
+    const auto weight = random_values<T>(weights, generator);
     const auto bias = random_values<T>(p.out_channels, generator);
     auto output = std::make_shared<std::vector<T>>(
-        static_cast<size_t>(p.batch * p.out_channels * p.out_length()));
+        random_values<T>(p.batch * p.out_channels * p.out_length(), generator));
     plan.set_weights(weight.data(), p.has_bias ? bias.data() : nullptr);
     const auto x =
         TensorRef<const T>::contiguous(input->data(), p.batch, p.in_channels, p.length, p.layout);
     const auto y =
         TensorRef<T>::contiguous(output->data(), p.batch, p.out_channels, p.out_length(), p.layout);
     const Plan* runs = &plan;
-    run_ = [runs, x, y, input, output] { runs->forward(x, y); };
+    if (!backward) {
+      run_ = [runs, x, y, input, output] { runs->forward(x, y); };
+      return;
+    }
+    // y holds grad_output.
+    auto grad_input = std::make_shared<std::vector<T>>(input->size());
+    auto grad_weight = std::make_shared<std::vector<T>>(static_cast<size_t>(weights));
+    auto grad_bias = std::make_shared<std::vector<T>>(static_cast<size_t>(p.out_channels));
+    const auto gx =
+        TensorRef<T>::contiguous(grad_input->data(), p.batch, p.in_channels, p.length, p.layout);
+    T* const gb = p.has_bias ? grad_bias->data() : nullptr;
+    run_ = [runs, x, y, gx, gb, input, output, grad_input, grad_weight, grad_bias] {
+      runs->backward_data<T>(y, gx);
+      runs->backward_weight<T>(x, y, grad_weight->data(), gb);
+    };
   }
   // The layer keeps its own (random) weights.
   template <class T>
@@ -240,12 +255,16 @@ std::string milliseconds_or_dash(double ms) {
   return std::isnan(ms) ? std::string("-") : fmt::format("{:.3f}", ms);
 }
 
-// Bytes a layer must at least move: input, output and weights once each.
-double minimum_bytes(const Problem& p) {
-  const double elements =
-      static_cast<double>(p.batch) * static_cast<double>(p.in_channels * p.length) +
-      static_cast<double>(p.batch) * static_cast<double>(p.out_channels * p.out_length()) +
+// Bytes a layer must at least move: input, output and weights once each;
+// backward reads the input, grad_output and weights and writes grad_input
+// and grad_weight.
+double minimum_bytes(const Problem& p, bool backward = false) {
+  const double input = static_cast<double>(p.batch) * static_cast<double>(p.in_channels * p.length);
+  const double output =
+      static_cast<double>(p.batch) * static_cast<double>(p.out_channels * p.out_length());
+  const double weights =
       static_cast<double>(p.out_channels * p.in_channels_per_group() * p.kernel_size);
+  const double elements = backward ? 2 * input + output + 2 * weights : input + output + weights;
   return elements * static_cast<double>(dtype_size(p.dtype));
 }
 
@@ -336,6 +355,11 @@ int run_bench(const BenchOptions& options) {
     const Problem& problem = problems.emplace_back(layer.problem(dtype));
     std::string why_not;
     if (separable_only && !layer.separable()) why_not = "it is not a separable layer";
+    if (options.backward && layer.separable()) {
+      why_not =
+          "--backward times single convolutions (a separable layer's two parts as rows of "
+          "their own)";
+    }
     for (const Problem& part : layer.separable()
                                    ? std::vector<Problem>{problem, layer.pointwise_problem(dtype)}
                                    : std::vector<Problem>{problem}) {
@@ -364,13 +388,18 @@ int run_bench(const BenchOptions& options) {
   const int rounds = static_cast<int>(parse_int(options.rounds, "--rounds"));
   if (rounds <= 0) throw Error(fmt::format("--rounds must be positive, got {}", rounds));
   std::vector<std::unique_ptr<ComparisonWorker>> workers;
-  if (options.compare) workers = start_comparison_workers();
+  if (options.compare) workers = start_comparison_workers(options.backward);
 
   // The count Plans resolve "0 = all available" to.
   const int threads = Plan(Problem{}, {"reference", plan_options.threads}).threads();
   const MachinePeak peak = measure_peak(std::max(threads, 1));
   fmt::print("machine peak on {} thread(s): {:.1f} GFLOP/s float32 ({} FMA), {:.1f} GB/s copy\n",
              threads, peak.gflops, peak.isa, peak.gigabytes_per_s);
+  if (options.backward) {
+    fmt::print(
+        "backward: grad_input, grad_weight and grad_bias per run; GFLOP/s counts both gradients' "
+        "multiply-adds (2x forward's)\n");
+  }
 
   size_t name_width = 4;
   size_t problem_width = 7;
@@ -411,7 +440,7 @@ int run_bench(const BenchOptions& options) {
     const SeparableConv1d* separable = separables[i].get();
     const Problem& problem = problems[i];
     const std::optional<Runner> plan_runner =
-        plans[i] ? std::optional<Runner>(std::in_place, *plans[i]) : std::nullopt;
+        plans[i] ? std::optional<Runner>(std::in_place, *plans[i], options.backward) : std::nullopt;
     const std::optional<Runner> separable_runner =
         separable ? std::optional<Runner>(std::in_place, *separable, problem) : std::nullopt;
     const Runner& runner = plans[i] ? *plan_runner : *separable_runner;
@@ -473,8 +502,8 @@ int run_bench(const BenchOptions& options) {
         ours.push_back(runner.median_of(repetitions));
         for (size_t w = 0; w < workers.size(); ++w) {
           settle(result.threads);
-          if (auto timing =
-                  workers[w]->time(result.problem, result.threads, repetitions, notes[w])) {
+          const std::string request = result.problem + (options.backward ? "_backward" : "");
+          if (auto timing = workers[w]->time(request, result.threads, repetitions, notes[w])) {
             theirs[w].push_back(timing->ms);
             if (!std::isnan(timing->kernel_ms)) their_kernels[w].push_back(timing->kernel_ms);
           }
@@ -492,10 +521,12 @@ int run_bench(const BenchOptions& options) {
     }
     const std::optional<Problem> pointwise =
         separable ? std::optional<Problem>(suite[i].pointwise_problem(dtype)) : std::nullopt;
-    const double flops = problem.flops() + (pointwise ? pointwise->flops() : 0.0);
+    // Backward: the input and the weight gradients, each as many as forward.
+    const double flops =
+        (options.backward ? 2.0 : 1.0) * (problem.flops() + (pointwise ? pointwise->flops() : 0.0));
     // A separable layer need not move its intermediate tensor.
     const double bytes =
-        minimum_bytes(problem) +
+        minimum_bytes(problem, options.backward) +
         (pointwise ? minimum_bytes(*pointwise) -
                          2.0 * static_cast<double>(problem.batch * problem.out_channels *
                                                    problem.out_length() * dtype_size(dtype))

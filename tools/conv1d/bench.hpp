@@ -1,4 +1,5 @@
-// `conv1d bench`: times forward convolution on a suite of model layers.
+// `conv1d bench`: times forward (or backward) convolution on a suite of
+// model layers.
 #pragma once
 
 #include <string>
@@ -14,6 +15,8 @@ struct BenchOptions {
   std::string dtype = "float32";
   std::string budget_ms = "300";
   bool compare = false;
+  // Time the backward pass (grad_input, grad_weight, grad_bias) instead.
+  bool backward = false;
   std::string rounds = "5";
   bool tune = false;
   std::string tune_cache;

@@ -140,7 +140,7 @@ std::optional<WorkerTiming> ComparisonWorker::time(const std::string& descriptor
   return timing;
 }
 
-std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers() {
+std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers(bool backward) {
   // A worker that dies must not kill the benchmark with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::unique_ptr<ComparisonWorker>> workers;
@@ -154,6 +154,10 @@ std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers() {
     workers.push_back(std::move(worker));
   } else {
     fmt::print(stderr, "note: PyTorch comparison unavailable: {}\n", why);
+  }
+  if (backward) {
+    fmt::print(stderr, "note: oneDNN is compared on forward only\n");
+    return workers;
   }
   const std::string onednn = locate("CONV1D_ONEDNN_WORKER", CONV1D_ONEDNN_WORKER_BUILD,
                                     "libexec/conv1d/conv1d_onednn_worker");

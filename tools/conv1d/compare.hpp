@@ -49,7 +49,7 @@ class ComparisonWorker {
 };
 
 // The PyTorch and oneDNN workers that exist on this machine (a missing one
-// is reported on stderr and left out).
-std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers();
+// is reported on stderr and left out); for the backward pass PyTorch's only.
+std::vector<std::unique_ptr<ComparisonWorker>> start_comparison_workers(bool backward);
 
 }  // namespace conv1d::cli

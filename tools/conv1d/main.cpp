@@ -166,7 +166,7 @@ int run(int argc, char** argv) {
 
   BenchOptions bench;
   CLI::App* bench_command =
-      app.add_subcommand("bench", "Time forward convolution on a suite of model layers");
+      app.add_subcommand("bench", "Time convolution on a suite of model layers");
   bench_command
       ->add_option("--suite", bench.suite, "Suite CSV (default: the built-in bench/suite.csv)")
       ->type_name("FILE.csv");
@@ -196,6 +196,9 @@ int run(int argc, char** argv) {
                    "With --compare: rounds per layer; each library runs once a round "
                    "(default 5)")
       ->type_name("R");
+  bench_command->add_flag("--backward", bench.backward,
+                          "Time the backward pass (the input, weight and bias gradients) "
+                          "instead of forward; --compare then times PyTorch's");
 
   bool bench_stream = false;
   bench_command->add_flag("--stream", bench_stream,

@@ -1,0 +1,248 @@
+// Per-ISA code of the weight gradient, compiled once per Highway target
+// (hwy/foreach_target.h re-includes this file). Serial: the driver in
+// weight_gradient.cpp owns the tasks and the threads.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/weight_gradient/kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+// foreach_target.h must come first.
+#include <hwy/highway.h>
+// After hwy/highway.h: per-target code.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "core/isa.hpp"
+#include "core/padding.hpp"
+#include "core/scratch.hpp"
+#include "kernels/common/transpose-inl.h"
+#include "kernels/gemm/tile-inl.h"
+#include "kernels/weight_gradient/weight_gradient.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace conv1d::kernels::weight_gradient {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace tile = ::conv1d::kernels::gemm::HWY_NAMESPACE;
+using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
+using tile::kRows;
+using tile::kVectors;
+
+// Staged rows a task holds per chunk: the padded positions its taps read.
+inline int64_t StagedRows(const Geometry& g) {
+  return (g.chunk_steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
+}
+
+// Elements between staged rows: the task's channels in whole vectors, plus
+// a cache line where rows a multiple of 1 KiB apart would fall into the
+// same L1 sets.
+inline int64_t StagePitch(int64_t vectors, int64_t lanes, int64_t element) {
+  int64_t pitch = vectors * lanes;
+  if (pitch * element % 1024 == 0) pitch += 64 / element;
+  return pitch;
+}
+
+template <class T>
+int64_t Lanes() {
+  return static_cast<int64_t>(hn::Lanes(hn::ScalableTag<T>()));
+}
+
+// Scratch of a task, each part 64-byte aligned: the staged rows, each
+// staged row's source index, and the offsets of grad_output's positions.
+inline int64_t StagedBytes(const Geometry& g, int64_t vectors, int64_t lanes, int64_t element) {
+  return static_cast<int64_t>(core::round_up_64(
+      static_cast<size_t>(StagedRows(g) * StagePitch(vectors, lanes, element) * element)));
+}
+inline int64_t SourcesBytes(const Geometry& g) {
+  return static_cast<int64_t>(
+      core::round_up_64(static_cast<size_t>(StagedRows(g)) * sizeof(int64_t)));
+}
+
+int64_t ScratchBytes(const Geometry& g, int64_t vectors, int64_t element) {
+  const int64_t lanes = element == 4 ? Lanes<float>() : Lanes<double>();
+  return StagedBytes(g, vectors, lanes, element) + SourcesBytes(g) +
+         g.chunk_steps * static_cast<int64_t>(sizeof(int64_t));
+}
+
+// Staged row r = input position base + r (padding applied) of `channels`
+// channels from first_channel on, zeros up to `width`. NCL rows go through
+// lanes x lanes transposes in registers where whole blocks of channels
+// read inside the input, the rest element by element.
+template <class T>
+void StageInput(const Geometry& g, const TensorRef<const T>& x, int64_t n, int64_t first_channel,
+                int64_t channels, int64_t width, int64_t pitch, int64_t base, int64_t rows,
+                int64_t* HWY_RESTRICT sources, T* HWY_RESTRICT stage) {
+  for (int64_t r = 0; r < rows; ++r) {
+    sources[r] = core::source_index(base + r, g.length, g.padding_mode);
+  }
+  const T* from = x.data + n * x.batch_stride + first_channel * x.channel_stride;
+  for (int64_t r = 0; r < rows; ++r) {
+    T* HWY_RESTRICT to = stage + r * pitch;
+    if (sources[r] < 0) {
+      std::fill(to, to + width, T(0));
+      continue;
+    }
+    std::fill(to + channels, to + width, T(0));
+    if (x.channel_stride == 1) {
+      std::memcpy(to, from + sources[r] * x.length_stride,
+                  static_cast<size_t>(channels) * sizeof(T));
+    }
+  }
+  if (x.channel_stride == 1) return;
+  const hn::ScalableTag<T> d;
+  constexpr auto N = static_cast<int64_t>(hn::MaxLanes(d));
+  int64_t whole_channels = 0;
+  int64_t inside_begin = rows, inside_end = rows;
+  if (N > 1 && x.length_stride == 1) {
+    whole_channels = channels / N * N;
+    inside_begin = std::clamp<int64_t>(-base, 0, rows);
+    inside_end = std::clamp<int64_t>(g.length - base, inside_begin, rows);
+  }
+  for (int64_t c = 0; c < whole_channels; c += N) {
+    const T* HWY_RESTRICT block_rows = from + c * x.channel_stride + base;
+    for (int64_t r = inside_begin; r < inside_end; r += N) {
+      const int64_t valid = std::min(N, inside_end - r);
+      hn::Vec<decltype(d)> block[N];
+      if (valid == N) {
+        for (int64_t i = 0; i < N; ++i)
+          block[i] = hn::LoadU(d, block_rows + i * x.channel_stride + r);
+      } else {
+        // Never reads past the end of a row.
+        HWY_ALIGN T part[N * N] = {};
+        for (int64_t i = 0; i < N; ++i) {
+          std::memcpy(part + i * N, block_rows + i * x.channel_stride + r,
+                      static_cast<size_t>(valid) * sizeof(T));
+        }
+        for (int64_t i = 0; i < N; ++i) block[i] = hn::Load(d, part + i * N);
+      }
+      Transpose(d, block);
+      for (int64_t i = 0; i < valid; ++i) hn::StoreU(block[i], d, stage + (r + i) * pitch + c);
+    }
+  }
+  // Channel by channel, so that each reads along its row.
+  for (int64_t c = 0; c < channels; ++c) {
+    const T* HWY_RESTRICT row = from + c * x.channel_stride;
+    T* HWY_RESTRICT to = stage + c;
+    const auto copy = [&](int64_t r_begin, int64_t r_end) {
+      for (int64_t r = r_begin; r < r_end; ++r) {
+        if (sources[r] >= 0) to[r * pitch] = row[sources[r] * x.length_stride];
+      }
+    };
+    if (c < whole_channels) {
+      copy(0, inside_begin);
+      copy(inside_end, rows);
+    } else {
+      copy(0, rows);
+    }
+  }
+}
+
+template <class T>
+using TileFn = void (*)(const tile::TileArgs<T>&, bool);
+
+template <class T, size_t... I>
+constexpr std::array<TileFn<T>, sizeof...(I)> MakeTiles(std::index_sequence<I...>) {
+  return {&tile::CallTile<tile::Broadcasts::offsets, I / kVectors + 1, I % kVectors + 1, T>...};
+}
+// kTiles<T>[(M - 1) * kVectors + (NV - 1)]: rows M = output channels, NV
+// vectors of input channels.
+template <class T>
+constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
+    MakeTiles<T>(std::make_index_sequence<kRows * kVectors>());
+
+template <class T>
+void RunTask(const TaskArgs<T>& args, void* scratch) {
+  const Geometry& g = *args.geometry;
+  const int64_t lanes = Lanes<T>();
+  const auto element = static_cast<int64_t>(sizeof(T));
+  const int64_t first_vector = block_start(g, args.first_block);
+  const int64_t vectors = block_start(g, args.end_block) - first_vector;
+  const int64_t pitch = StagePitch(vectors, lanes, element);
+  const int64_t first_channel = first_vector * lanes;
+  const int64_t channels =
+      std::min(g.in_channels_per_group, (first_vector + vectors) * lanes) - first_channel;
+  auto* bytes = static_cast<uint8_t*>(scratch);
+  auto* stage = reinterpret_cast<T*>(bytes);
+  bytes += StagedBytes(g, vectors, lanes, element);
+  auto* sources = reinterpret_cast<int64_t*>(bytes);
+  bytes += SourcesBytes(g);
+  auto* offsets = reinterpret_cast<int64_t*>(bytes);
+  const TensorRef<const T>& dy = args.grad_output;
+  for (int64_t t = 0; t < g.chunk_steps; ++t) offsets[t] = t * dy.length_stride;
+
+  static constexpr T kZeros[kVectors * hn::MaxLanes(hn::ScalableTag<T>())] = {};
+  tile::TileArgs<T> a{};
+  a.vector_pitch = static_cast<size_t>(g.stride * pitch);
+  a.offsets = offsets;
+  a.row_pitch = static_cast<size_t>(dy.channel_stride);
+  a.bias = kZeros;
+  a.out_pitch = static_cast<size_t>(g.partial_pitch);
+  a.partial_pitch = a.out_pitch;
+  const int64_t cout = g.out_channels_per_group;
+  const int64_t tap_rows = cout * g.partial_pitch;
+  T* const group_partial = args.partial + args.group * g.kernel_size * tap_rows;
+  const int64_t rows = static_cast<int64_t>(kRows);
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t t0 = 0; t0 < g.out_length; t0 += g.chunk_steps) {
+      const int64_t steps = std::min(g.chunk_steps, g.out_length - t0);
+      StageInput(g, args.input, n, args.group * g.in_channels_per_group + first_channel, channels,
+                 vectors * lanes, pitch, t0 * g.stride - g.pad_left,
+                 (steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1, sources, stage);
+      const T* const dy_rows = dy.data + n * dy.batch_stride +
+                               args.group * cout * dy.channel_stride + t0 * dy.length_stride;
+      const bool accumulate = n > 0 || t0 > 0;
+      a.steps = static_cast<size_t>(steps);
+      // Blocks of channels outer: a block's staged columns stay in cache
+      // for all taps and output channels.
+      for (int64_t b = args.first_block; b < args.end_block; ++b) {
+        const int64_t column = (block_start(g, b) - first_vector) * lanes;
+        const int64_t nv = block_start(g, b + 1) - block_start(g, b);
+        for (int64_t k = 0; k < g.kernel_size; ++k) {
+          a.vectors = stage + k * g.dilation * pitch + column;
+          T* const tap_partial = group_partial + k * tap_rows + first_channel + column;
+          for (int64_t o = 0; o < cout; o += rows) {
+            const int64_t m = std::min(rows, cout - o);
+            a.broadcasts = dy_rows + o * dy.channel_stride;
+            a.partial = a.out = tap_partial + o * g.partial_pitch;
+            kTiles<T>[static_cast<size_t>((m - 1) * static_cast<int64_t>(kVectors) + nv - 1)](
+                a, accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+void RunTaskF32(const TaskArgs<float>& args, void* scratch) { RunTask(args, scratch); }
+void RunTaskF64(const TaskArgs<double>& args, void* scratch) { RunTask(args, scratch); }
+
+const Target* GetTarget() {
+  static const Target target{static_cast<int>(Lanes<float>()),
+                             static_cast<int>(Lanes<double>()),
+                             static_cast<int>(kRows),
+                             static_cast<int>(kVectors),
+                             &ScratchBytes,
+                             &RunTaskF32,
+                             &RunTaskF64};
+  return &target;
+}
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+}  // namespace HWY_NAMESPACE
+}  // namespace conv1d::kernels::weight_gradient
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace conv1d::kernels::weight_gradient {
+
+HWY_EXPORT(GetTarget);
+
+const Target& chosen_target() {
+  core::chosen_target();
+  return *HWY_DYNAMIC_DISPATCH(GetTarget)();
+}
+
+}  // namespace conv1d::kernels::weight_gradient
+#endif  // HWY_ONCE

@@ -1,0 +1,119 @@
+// The weight gradient's driver: shapes, tasks and threads (the per-ISA
+// tiles are in kernels.cpp).
+#include "kernels/weight_gradient/weight_gradient.hpp"
+
+#include <algorithm>
+#include <type_traits>
+
+#include "core/scratch.hpp"
+#include "core/threads.hpp"
+
+namespace conv1d::kernels::weight_gradient {
+
+namespace {
+
+using core::ceil_div;
+
+// The calling thread's slot for the partial sums, apart from the one its
+// tasks stage in (0).
+constexpr int kPartialSlot = 4;
+// Positions per chunk: long enough that loading and storing the partial
+// sums at each tile's ends costs little against its steps, short enough
+// that a block of channels' staged rows stay in L1 (16 KiB per 64 float
+// channels at stride 1).
+constexpr int64_t kChunkSteps = 64;
+// The tiles' rate for the cost that decides the threads.
+constexpr double kFlopsPerSecond = 1e11;
+
+// In double, as the reference; rows summed in eight independent chains.
+template <class T>
+void bias_gradient(const Problem& p, const TensorRef<const T>& grad_output, T* grad_bias) {
+  const int64_t length = grad_output.length;
+  const int64_t step = grad_output.length_stride;
+  for (int64_t o = 0; o < p.out_channels; ++o) {
+    double sums[8] = {};
+    for (int64_t n = 0; n < p.batch; ++n) {
+      const T* row =
+          grad_output.data + n * grad_output.batch_stride + o * grad_output.channel_stride;
+      int64_t t = 0;
+      for (; t + 8 <= length; t += 8) {
+        for (int i = 0; i < 8; ++i) sums[i] += static_cast<double>(row[(t + i) * step]);
+      }
+      for (; t < length; ++t) sums[0] += static_cast<double>(row[t * step]);
+    }
+    grad_bias[o] = static_cast<T>(((sums[0] + sums[1]) + (sums[2] + sums[3])) +
+                                  ((sums[4] + sums[5]) + (sums[6] + sums[7])));
+  }
+}
+
+}  // namespace
+
+template <class T>
+void compute(const Target& target, const Problem& p, TensorRef<const T> input,
+             TensorRef<const T> grad_output, T* grad_weight, T* grad_bias, int threads) {
+  if (grad_bias != nullptr) bias_gradient(p, grad_output, grad_bias);
+  const int64_t cin = p.in_channels_per_group();
+  const int64_t cout = p.out_channels_per_group();
+  const int64_t K = p.kernel_size;
+  if (p.batch == 0) {
+    std::fill(grad_weight, grad_weight + p.out_channels * cin * K, T(0));
+    return;
+  }
+  Geometry g;
+  g.batch = p.batch;
+  g.length = p.length;
+  g.out_length = p.out_length();
+  g.kernel_size = K;
+  g.stride = p.stride;
+  g.dilation = p.dilation;
+  g.pad_left = p.pad_left;
+  g.padding_mode = p.padding_mode;
+  g.in_channels_per_group = cin;
+  g.out_channels_per_group = cout;
+  const int64_t lanes = std::is_same_v<T, float> ? target.lanes_f32 : target.lanes_f64;
+  g.vectors = ceil_div(cin, lanes);
+  g.blocks = ceil_div(g.vectors, target.vectors);
+  g.partial_pitch = g.vectors * lanes;
+  g.chunk_steps = std::min(kChunkSteps, g.out_length);
+
+  threads = core::threads_for_work(p.flops() / kFlopsPerSecond, threads);
+  // Each task covers the whole batch and length, so its sums run in the
+  // same order for any split: the result does not depend on the threads.
+  const int64_t parts = p.groups >= threads ? 1 : std::min(g.blocks, ceil_div(threads, p.groups));
+  auto* partial = static_cast<T*>(core::thread_scratch<kPartialSlot>(
+      static_cast<size_t>(p.groups * K * cout * g.partial_pitch) * sizeof(T)));
+  core::parallel_for(p.groups * parts, threads, [&](int64_t task) {
+    const int64_t group = task / parts;
+    const int64_t part = task % parts;
+    const TaskArgs<T> args{
+        &g,     input, grad_output, group, part * g.blocks / parts, (part + 1) * g.blocks / parts,
+        partial};
+    const int64_t first_vector = block_start(g, args.first_block);
+    const int64_t end_vector = block_start(g, args.end_block);
+    void* scratch = core::thread_scratch(static_cast<size_t>(
+        target.scratch_bytes(g, end_vector - first_vector, static_cast<int64_t>(sizeof(T)))));
+    if constexpr (std::is_same_v<T, float>) {
+      target.run_f32(args, scratch);
+    } else {
+      target.run_f64(args, scratch);
+    }
+    // [tap][output][input] -> (output, input, tap), this task's channels.
+    const int64_t c_end = std::min(cin, end_vector * lanes);
+    const T* from = partial + group * K * cout * g.partial_pitch;
+    for (int64_t o = 0; o < cout; ++o) {
+      T* to = grad_weight + (group * cout + o) * cin * K;
+      for (int64_t c = first_vector * lanes; c < c_end; ++c) {
+        for (int64_t k = 0; k < K; ++k) to[c * K + k] = from[(k * cout + o) * g.partial_pitch + c];
+      }
+    }
+  });
+}
+
+#define CONV1D_INSTANTIATE(T)                                                                     \
+  template void compute<T>(const Target&, const Problem&, TensorRef<const T>, TensorRef<const T>, \
+                           T*, T*, int);
+CONV1D_INSTANTIATE(float)
+CONV1D_INSTANTIATE(double)
+#undef CONV1D_INSTANTIATE
+
+}  // namespace conv1d::kernels::weight_gradient

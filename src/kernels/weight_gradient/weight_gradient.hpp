@@ -1,0 +1,75 @@
+// The weight gradient as a GEMM per tap: the interface between the driver
+// (weight_gradient.cpp) and the per-ISA tile code (kernels.cpp).
+//
+//   grad_weight[o, c, k] = sum_n sum_t grad_output[n, o, t] * xpad[n, c, t*stride + k*dilation]
+//
+// For one group and tap that is a GEMM over t of grad_output (the broadcast
+// operand, read in place: row o, element t) and the padded input staged
+// position-major ([padded position][channel], the vector operand): tap k
+// at step t reads staged row t*stride + k*dilation, so stride and dilation
+// are address arithmetic. The accumulators hold vectors of input channels,
+// never summed across lanes, and carry from one chunk of positions (and one
+// batch item) to the next through a buffer of partial sums,
+// [group][tap][output channel][input channel].
+#pragma once
+
+#include <conv1d/conv1d.hpp>
+#include <cstdint>
+
+namespace conv1d::kernels::weight_gradient {
+
+// Shapes every task shares; sizes in elements.
+struct Geometry {
+  int64_t batch = 0;
+  int64_t length = 0;  // L_in
+  int64_t out_length = 0;
+  int64_t kernel_size = 0;
+  int64_t stride = 1;
+  int64_t dilation = 1;
+  int64_t pad_left = 0;
+  PaddingMode padding_mode = PaddingMode::zeros;
+  int64_t in_channels_per_group = 0;
+  int64_t out_channels_per_group = 0;
+  // The input channels of a group in blocks of whole vectors, as even as
+  // the tile's width allows (80 channels on 16 lanes: 3 + 2 vectors).
+  int64_t vectors = 0;  // per group, the last zero-padded
+  int64_t blocks = 0;
+  int64_t partial_pitch = 0;  // vectors x lanes
+  int64_t chunk_steps = 0;    // positions t per chunk
+};
+
+// Block b's first vector (b <= blocks); the blocks' sizes differ by at
+// most one vector.
+inline int64_t block_start(const Geometry& g, int64_t b) { return b * g.vectors / g.blocks; }
+
+// One task: a group and a range of blocks of input channels, over the whole
+// batch and length.
+template <class T>
+struct TaskArgs {
+  const Geometry* geometry;
+  TensorRef<const T> input;
+  TensorRef<const T> grad_output;
+  int64_t group;
+  int64_t first_block, end_block;
+  T* partial;  // the partial sums of every group
+};
+
+struct Target {
+  int lanes_f32, lanes_f64;
+  int rows, vectors;  // the widest tile
+  // Bytes of scratch a task of `vectors` vectors of channels needs.
+  int64_t (*scratch_bytes)(const Geometry&, int64_t vectors, int64_t element);
+  void (*run_f32)(const TaskArgs<float>&, void* scratch);
+  void (*run_f64)(const TaskArgs<double>&, void* scratch);
+};
+
+// The best target for the current ISA cap.
+const Target& chosen_target();
+
+// grad_weight (C_out, C_in/G, K) and grad_bias (C_out, or null) are
+// overwritten.
+template <class T>
+void compute(const Target& target, const Problem& problem, TensorRef<const T> input,
+             TensorRef<const T> grad_output, T* grad_weight, T* grad_bias, int threads);
+
+}  // namespace conv1d::kernels::weight_gradient

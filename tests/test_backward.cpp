@@ -1,0 +1,247 @@
+// Plan::backward_data and backward_weight on the fast kernels (the stride's
+// phases as forward convolutions, the weight gradient's GEMM) x every SIMD
+// target this CPU runs x a generated sweep of problems, against the
+// reference. Small-integer data make every sum exact, so they must match
+// bit for bit.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <conv1d/conv1d.hpp>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "conv_testing.hpp"
+
+namespace conv1d {
+namespace {
+
+using testing::Activation;
+using testing::count_mismatches;
+using testing::Workload;
+
+Problem draw_problem(std::mt19937_64& rng) {
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  for (;;) {
+    ConvParams p;
+    switch (pick(0, 3)) {
+      case 0:  // depthwise, with a depth multiplier
+        p.groups = pick(1, 24);
+        p.in_channels = p.groups;
+        p.out_channels = p.groups * pick(1, 3);
+        break;
+      case 1:  // grouped
+        p.groups = pick(2, 4);
+        p.in_channels = p.groups * pick(1, 20);
+        p.out_channels = p.groups * pick(1, 9);
+        break;
+      default:  // standard, channel counts around the tiles' widths
+        p.in_channels = pick(0, 3) == 0 ? pick(14, 66) : pick(1, 20);
+        p.out_channels = pick(0, 3) == 0 ? pick(5, 40) : pick(1, 20);
+    }
+    p.kernel_size = pick(0, 7) == 0 ? pick(10, 40) : pick(1, 9);
+    p.stride = pick(0, 1) == 0 ? pick(2, 7) : 1;
+    p.dilation = pick(0, 2) == 0 ? pick(2, 6) : 1;
+    p.bias = pick(0, 3) != 0;
+    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
+    // Up to twice the kernel's span: wider than a phase's reach.
+    p.padding = testing::draw_padding(
+        rng, p.stride, pick(0, 3) == 0 ? 2 * (p.kernel_size - 1) * p.dilation + 3 : 4);
+    const int64_t length = pick(0, 2) == 0 ? pick(1, 12) : pick(13, 400);
+    const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
+    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
+    try {
+      p.validate();
+      Problem problem = Problem::make(p, pick(1, 3), length, dtype, layout);
+      problem.validate();
+      return problem;
+    } catch (const Error&) {
+      // Kernel wider than the padded input, reflect too wide: redraw.
+    }
+  }
+}
+
+const std::vector<Problem>& sweep() {
+  static const std::vector<Problem> problems = [] {
+    std::mt19937_64 rng(2027);
+    std::vector<Problem> list;
+    for (int i = 0; i < 250; ++i) list.push_back(draw_problem(rng));
+    for (const char* text :
+         {// Real-model shapes, shrunk in length.
+          "mb1ic80oc64iw300kw3sw1dl1pl1pr1g1", "mb1ic64oc64iw301kw3sw2dl1pl1pr1g1",
+          "mb1ic1oc64iw403kw10sw5dl1pl0pr0g1", "mb1ic64oc64iw200kw31sw1dl1pl15pr15g64",
+          "mb2ic12oc64iw301kw15sw2dl1pl7pr7g1", "mb1ic32oc64iw200kw2sw1dl8pl0pr0g1",
+          "mb1ic32oc32iw129kw7sw1dl3pl9pr9g1_reflect_nlc",
+          // Fewer taps than the stride: phases that read nothing, and
+          // samples no output reads.
+          "mb1ic5oc7iw50kw2sw4dl1pl0pr0g1", "mb2ic6oc3iw41kw3sw5dl1pl1pr1g1_reflect",
+          "mb1ic4oc4iw30kw2sw3dl1pl2pr0g2_circular_f64",
+          // Taps sharing phases (stride and dilation with a common
+          // factor), padding wider than the kernel's span.
+          "mb1ic9oc11iw60kw5sw4dl2pl20pr17g1", "mb1ic8oc8iw33kw4sw6dl3pl9pr9g1_replicate_nlc",
+          "mb1ic3oc6iw7kw3sw2dl2pl9pr2g3_f64",
+          // More than one chunk of the weight gradient's positions, a
+          // block of channels split 3 + 2 vectors, several blocks.
+          "mb2ic80oc12iw400kw3sw1dl1pl1pr1g1", "mb1ic200oc20iw150kw3sw1dl2pl2pr2g1_nlc",
+          "mb1ic70oc13iw300kw5sw2dl1pl2pr2g1_reflect"}) {
+      list.push_back(Problem::parse(text));
+    }
+    return list;
+  }();
+  return problems;
+}
+
+bool supports(const std::string& algorithm, const Problem& problem) {
+  for (const auto& status : algorithm_statuses(problem)) {
+    if (status.name == algorithm) return status.supported;
+  }
+  return false;
+}
+
+struct Gradients {
+  int64_t input_mismatches = 0;
+  bool weight_equal = false;
+  bool bias_equal = false;
+};
+
+// The plan's three gradients against the reference's, on views `gap`
+// elements apart.
+template <class T>
+Gradients compare(const Problem& problem, const std::string& algorithm, int threads, int64_t gap,
+                  std::mt19937_64& rng) {
+  const Workload<T> work(problem, rng, gap);
+  Activation<T> grad_output(problem.batch, problem.out_channels, problem.out_length(),
+                            problem.layout, gap);
+  testing::fill_small_integers(grad_output.view, rng);
+  Plan plan(problem, {algorithm, threads});
+  plan.set_weights(work.weight.data(), work.bias_data());
+
+  Activation<T> grad_input(problem.batch, problem.in_channels, problem.length, problem.layout, gap);
+  Activation<T> expected_input(problem.batch, problem.in_channels, problem.length, problem.layout);
+  plan.backward_data(grad_output.cview(), grad_input.view);
+  reference::backward_data<T>(problem, grad_output.cview(), work.weight.data(), expected_input.view,
+                              1);
+
+  std::vector<T> weight(work.weight.size(), T(-7)), bias(work.bias.size(), T(-7));
+  std::vector<T> expected_weight(weight.size()), expected_bias(bias.size());
+  plan.backward_weight(work.input.cview(), grad_output.cview(), weight.data(),
+                       problem.has_bias ? bias.data() : nullptr);
+  reference::backward_weight<T>(problem, work.input.cview(), grad_output.cview(),
+                                expected_weight.data(),
+                                problem.has_bias ? expected_bias.data() : nullptr, 1);
+  return {count_mismatches<T>(grad_input.cview(), expected_input.cview()),
+          weight == expected_weight, bias == expected_bias};
+}
+
+class BackwardSweep : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { set_max_isa(GetParam()); }
+  void TearDown() override { set_max_isa("avx512"); }
+};
+
+// Each problem on one of the algorithms that support it (the weights come
+// back from the executor, or from the copy kept for backward), on one or
+// two threads, some on non-contiguous views.
+TEST_P(BackwardSweep, MatchesReferenceExactly) {
+  std::mt19937_64 rng(11);
+  int index = 0;
+  for (const Problem& problem : sweep()) {
+    std::vector<std::string> algorithms = {"auto"};
+    for (const char* name : {"direct", "depthwise", "fft"}) {
+      if (supports(name, problem)) algorithms.emplace_back(name);
+    }
+    const std::string& algorithm = algorithms[static_cast<size_t>(index) % algorithms.size()];
+    const int threads = 1 + index % 2;
+    const int64_t gap = index % 5 == 0 ? 2 : 1;
+    ++index;
+    const Gradients result = problem.dtype == DType::f32
+                                 ? compare<float>(problem, algorithm, threads, gap, rng)
+                                 : compare<double>(problem, algorithm, threads, gap, rng);
+    const std::string name = problem.to_string() + " via " + algorithm;
+    EXPECT_EQ(result.input_mismatches, 0) << name;
+    EXPECT_TRUE(result.weight_equal) << name;
+    EXPECT_TRUE(result.bias_equal) << name;
+  }
+}
+
+// Random (not integer) data: 1, 2 and 7 threads give the same bits.
+TEST_P(BackwardSweep, ThreadCountDoesNotChangeBits) {
+  for (const char* text :
+       {"mb2ic96oc80iw700kw3sw2dl1pl1pr1g1", "mb1ic130oc40iw900kw5sw1dl2pl4pr4g1_reflect",
+        "mb3ic24oc48iw500kw31sw1dl1pl15pr15g24", "mb1ic64oc64iw1000kw4sw3dl1pl3pr3g4_nlc"}) {
+    const Problem problem = Problem::parse(text);
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    std::vector<float> weight(static_cast<size_t>(
+        problem.out_channels * problem.in_channels_per_group() * problem.kernel_size));
+    std::vector<float> bias(static_cast<size_t>(problem.out_channels));
+    for (float& v : weight) v = uniform(rng);
+    for (float& v : bias) v = uniform(rng);
+    Activation<float> input(problem.batch, problem.in_channels, problem.length, problem.layout);
+    Activation<float> grad_output(problem.batch, problem.out_channels, problem.out_length(),
+                                  problem.layout);
+    for (float& v : input.storage) v = uniform(rng);
+    for (float& v : grad_output.storage) v = uniform(rng);
+    std::vector<std::vector<float>> inputs, weights, biases;
+    for (int threads : {1, 2, 7}) {
+      Plan plan(problem, {"auto", threads});
+      plan.set_weights(weight.data(), bias.data());
+      Activation<float> grad_input(problem.batch, problem.in_channels, problem.length,
+                                   problem.layout);
+      plan.backward_data(grad_output.cview(), grad_input.view);
+      std::vector<float> grad_weight(weight.size()), grad_bias(bias.size());
+      plan.backward_weight(input.cview(), grad_output.cview(), grad_weight.data(),
+                           grad_bias.data());
+      inputs.push_back(grad_input.storage);
+      weights.push_back(grad_weight);
+      biases.push_back(grad_bias);
+    }
+    for (size_t i = 1; i < inputs.size(); ++i) {
+      EXPECT_EQ(inputs[i], inputs[0]) << text;
+      EXPECT_EQ(weights[i], weights[0]) << text;
+      EXPECT_EQ(biases[i], biases[0]) << text;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, BackwardSweep, ::testing::ValuesIn(available_isas()),
+                         [](const auto& info) { return info.param; });
+
+// An infinite or NaN weight: grad_input has NaN and Inf exactly where the
+// reference (and PyTorch) has them, not where the phases' zero padding
+// would multiply them.
+TEST(Backward, NonFiniteWeightsMatchTheReference) {
+  for (const char* text : {"mb1ic4oc6iw40kw3sw2dl1pl2pr2g1", "mb1ic3oc3iw30kw5sw1dl2pl4pr4g3"}) {
+    const Problem problem = Problem::parse(text);
+    std::mt19937_64 rng(3);
+    Workload<float> work(problem, rng);
+    work.weight[1] = std::numeric_limits<float>::infinity();
+    work.weight[4] = std::numeric_limits<float>::quiet_NaN();
+    Activation<float> grad_output(problem.batch, problem.out_channels, problem.out_length(),
+                                  problem.layout);
+    testing::fill_small_integers(grad_output.view, rng);
+    Plan plan(problem, {"auto", 1});
+    plan.set_weights(work.weight.data(), work.bias_data());
+    Activation<float> grad_input(problem.batch, problem.in_channels, problem.length,
+                                 problem.layout);
+    Activation<float> expected(problem.batch, problem.in_channels, problem.length, problem.layout);
+    plan.backward_data(grad_output.cview(), grad_input.view);
+    reference::backward_data<float>(problem, grad_output.cview(), work.weight.data(), expected.view,
+                                    1);
+    EXPECT_EQ(count_mismatches<float>(grad_input.cview(), expected.cview()), 0) << text;
+
+    // Finite weights again: back on the fast path, still exact.
+    testing::fill_small_integers(work.weight, rng);
+    plan.set_weights(work.weight.data(), work.bias_data());
+    plan.backward_data(grad_output.cview(), grad_input.view);
+    reference::backward_data<float>(problem, grad_output.cview(), work.weight.data(), expected.view,
+                                    1);
+    EXPECT_EQ(count_mismatches<float>(grad_input.cview(), expected.cview()), 0) << text;
+  }
+}
+
+}  // namespace
+}  // namespace conv1d
