@@ -60,10 +60,127 @@ inline int64_t SourcesBytes(const Geometry& g) {
       core::round_up_64(static_cast<size_t>(StagedRows(g)) * sizeof(int64_t)));
 }
 
+// Dot products: the group's phase rows, then grad_output's row.
+inline int64_t PhaseRowsBytes(const Geometry& g, int64_t element) {
+  return static_cast<int64_t>(core::round_up_64(
+      static_cast<size_t>(g.in_channels_per_group * g.stride * g.phase_length * element)));
+}
+
 int64_t ScratchBytes(const Geometry& g, int64_t vectors, int64_t element) {
+  if (g.dot_products) return PhaseRowsBytes(g, element) + g.padded_out_length * element;
   const int64_t lanes = element == 4 ? Lanes<float>() : Lanes<double>();
   return StagedBytes(g, vectors, lanes, element) + SourcesBytes(g) +
          g.chunk_steps * static_cast<int64_t>(sizeof(int64_t));
+}
+
+// Taps per pass over grad_output's row: each load of it feeds that many
+// FMAs, each with its own chain.
+constexpr size_t kDotTaps = 8;
+
+// sums[i] += sum_t dy[t] * rows[i][t] for t < length (whole vectors).
+template <size_t kTaps, class T>
+void DotTaps(const T* HWY_RESTRICT dy, const T* const* rows_of_taps, int64_t length,
+             T* HWY_RESTRICT sums) {
+  const hn::ScalableTag<T> d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(d));
+  const T* HWY_RESTRICT rows[kTaps];
+  hn::Vec<decltype(d)> acc[kTaps];
+  for (size_t i = 0; i < kTaps; ++i) {
+    rows[i] = rows_of_taps[i];
+    acc[i] = hn::Zero(d);
+  }
+  for (int64_t t = 0; t < length; t += lanes) {
+    const auto y = hn::Load(d, dy + t);
+    for (size_t i = 0; i < kTaps; ++i) acc[i] = hn::MulAdd(y, hn::LoadU(d, rows[i] + t), acc[i]);
+  }
+  for (size_t i = 0; i < kTaps; ++i) sums[i] += hn::GetLane(hn::SumOfLanes(d, acc[i]));
+}
+
+template <class T, size_t... I>
+constexpr std::array<void (*)(const T*, const T* const*, int64_t, T*), sizeof...(I)> MakeDots(
+    std::index_sequence<I...>) {
+  return {&DotTaps<I + 1, T>...};
+}
+template <class T>
+constexpr auto kDots = MakeDots<T>(std::make_index_sequence<kDotTaps>());
+
+// grad_weight of the task's output channels, written in place.
+template <class T>
+void RunDotProducts(const TaskArgs<T>& args, void* scratch) {
+  const Geometry& g = *args.geometry;
+  const int64_t cin = g.in_channels_per_group;
+  const int64_t cout = g.out_channels_per_group;
+  const int64_t K = g.kernel_size;
+  const int64_t stride = g.stride;
+  auto* phases = static_cast<T*>(scratch);
+  auto* dy_row = reinterpret_cast<T*>(static_cast<uint8_t*>(scratch) +
+                                      PhaseRowsBytes(g, static_cast<int64_t>(sizeof(T))));
+  // Padded positions any output reads; past them zeros (an input value
+  // there, times grad_output's zeros, could make NaN).
+  const int64_t read = (g.out_length - 1) * stride + (K - 1) * g.dilation + 1;
+  const TensorRef<const T>& x = args.input;
+  const TensorRef<const T>& dy = args.grad_output;
+  T* const weight_rows = args.partial + (args.group * cout) * cin * K;
+  std::fill(weight_rows + args.first_output * cin * K, weight_rows + args.end_output * cin * K,
+            T(0));
+  // Passes over grad_output's row of equal numbers of taps (9 = 5 + 4, not
+  // 8 + 1, whose single chain would wait on each FMA).
+  const int64_t passes = (K + static_cast<int64_t>(kDotTaps) - 1) / static_cast<int64_t>(kDotTaps);
+  for (int64_t n = 0; n < g.batch; ++n) {
+    for (int64_t c = 0; c < cin; ++c) {
+      const T* row = x.data + n * x.batch_stride + (args.group * cin + c) * x.channel_stride;
+      for (int64_t r = 0; r < stride; ++r) {
+        T* HWY_RESTRICT to = phases + (c * stride + r) * g.phase_length;
+        // Positions q * stride + r - pad_left inside the input and read
+        // by some output: [inside_begin, inside_end), copied straight.
+        const int64_t inside_begin =
+            std::min(g.phase_length, (std::max<int64_t>(0, g.pad_left - r) + stride - 1) / stride);
+        const int64_t inside_end =
+            std::clamp<int64_t>((std::min(read, g.length + g.pad_left) - r + stride - 1) / stride,
+                                inside_begin, g.phase_length);
+        const auto padded = [&](int64_t q) {
+          const int64_t j = q * stride + r;
+          const int64_t from =
+              j < read ? core::source_index(j - g.pad_left, g.length, g.padding_mode) : -1;
+          to[q] = from < 0 ? T(0) : row[from * x.length_stride];
+        };
+        for (int64_t q = 0; q < inside_begin; ++q) padded(q);
+        const T* HWY_RESTRICT from =
+            row + (inside_begin * stride + r - g.pad_left) * x.length_stride;
+        const int64_t step = stride * x.length_stride;
+        if (step == 1) {
+          std::memcpy(to + inside_begin, from,
+                      static_cast<size_t>(inside_end - inside_begin) * sizeof(T));
+        } else {
+          for (int64_t q = inside_begin; q < inside_end; ++q)
+            to[q] = from[(q - inside_begin) * step];
+        }
+        for (int64_t q = inside_end; q < g.phase_length; ++q) padded(q);
+      }
+    }
+    for (int64_t o = args.first_output; o < args.end_output; ++o) {
+      const T* row = dy.data + n * dy.batch_stride + (args.group * cout + o) * dy.channel_stride;
+      if (dy.length_stride == 1) {
+        std::memcpy(dy_row, row, static_cast<size_t>(g.out_length) * sizeof(T));
+      } else {
+        for (int64_t t = 0; t < g.out_length; ++t) dy_row[t] = row[t * dy.length_stride];
+      }
+      std::fill(dy_row + g.out_length, dy_row + g.padded_out_length, T(0));
+      for (int64_t c = 0; c < cin; ++c) {
+        T* const sums = weight_rows + (o * cin + c) * K;
+        for (int64_t pass = 0; pass < passes; ++pass) {
+          const int64_t k0 = pass * K / passes;
+          const int64_t taps = (pass + 1) * K / passes - k0;
+          const T* rows[kDotTaps];
+          for (int64_t i = 0; i < taps; ++i) {
+            const int64_t shift = (k0 + i) * g.dilation;
+            rows[i] = phases + (c * stride + shift % stride) * g.phase_length + shift / stride;
+          }
+          kDots<T>[static_cast<size_t>(taps - 1)](dy_row, rows, g.padded_out_length, sums + k0);
+        }
+      }
+    }
+  }
 }
 
 // Staged row r = input position base + r (padding applied) of `channels`
@@ -155,6 +272,7 @@ constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
 template <class T>
 void RunTask(const TaskArgs<T>& args, void* scratch) {
   const Geometry& g = *args.geometry;
+  if (g.dot_products) return RunDotProducts(args, scratch);
   const int64_t lanes = Lanes<T>();
   const auto element = static_cast<int64_t>(sizeof(T));
   const int64_t first_vector = block_start(g, args.first_block);

@@ -71,12 +71,35 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
   g.in_channels_per_group = cin;
   g.out_channels_per_group = cout;
   const int64_t lanes = std::is_same_v<T, float> ? target.lanes_f32 : target.lanes_f64;
+  threads = core::threads_for_work(p.flops() / kFlopsPerSecond, threads);
+  const auto run = [&](const TaskArgs<T>& args, int64_t vectors) {
+    void* scratch = core::thread_scratch(
+        static_cast<size_t>(target.scratch_bytes(g, vectors, static_cast<int64_t>(sizeof(T)))));
+    if constexpr (std::is_same_v<T, float>) {
+      target.run_f32(args, scratch);
+    } else {
+      target.run_f64(args, scratch);
+    }
+  };
+  if (2 * cin < lanes) {
+    g.dot_products = true;
+    g.padded_out_length = ceil_div(g.out_length, lanes) * lanes;
+    g.phase_length = (K - 1) * p.dilation / p.stride + g.padded_out_length;
+    // Each task stages its group's input: groups split by output channels
+    // only as far as the threads need.
+    const int64_t parts = p.groups >= threads ? 1 : std::min(cout, ceil_div(threads, p.groups));
+    core::parallel_for(p.groups * parts, threads, [&](int64_t task) {
+      const int64_t part = task % parts;
+      run({&g, input, grad_output, task / parts, 0, 0, part * cout / parts,
+           (part + 1) * cout / parts, grad_weight},
+          0);
+    });
+    return;
+  }
   g.vectors = ceil_div(cin, lanes);
   g.blocks = ceil_div(g.vectors, target.vectors);
   g.partial_pitch = g.vectors * lanes;
   g.chunk_steps = std::min(kChunkSteps, g.out_length);
-
-  threads = core::threads_for_work(p.flops() / kFlopsPerSecond, threads);
   // Each task covers the whole batch and length, so its sums run in the
   // same order for any split: the result does not depend on the threads.
   const int64_t parts = p.groups >= threads ? 1 : std::min(g.blocks, ceil_div(threads, p.groups));
@@ -86,17 +109,11 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
     const int64_t group = task / parts;
     const int64_t part = task % parts;
     const TaskArgs<T> args{
-        &g,     input, grad_output, group, part * g.blocks / parts, (part + 1) * g.blocks / parts,
-        partial};
+        &g, input, grad_output, group, part * g.blocks / parts, (part + 1) * g.blocks / parts,
+        0,  0,     partial};
     const int64_t first_vector = block_start(g, args.first_block);
     const int64_t end_vector = block_start(g, args.end_block);
-    void* scratch = core::thread_scratch(static_cast<size_t>(
-        target.scratch_bytes(g, end_vector - first_vector, static_cast<int64_t>(sizeof(T)))));
-    if constexpr (std::is_same_v<T, float>) {
-      target.run_f32(args, scratch);
-    } else {
-      target.run_f64(args, scratch);
-    }
+    run(args, end_vector - first_vector);
     // [tap][output][input] -> (output, input, tap), this task's channels.
     const int64_t c_end = std::min(cin, end_vector * lanes);
     const T* from = partial + group * K * cout * g.partial_pitch;

@@ -18,6 +18,14 @@
 
 namespace conv1d::kernels::weight_gradient {
 
+// Groups of fewer input channels than half a vector (depthwise layers,
+// audio front ends of one channel) would leave most lanes of the GEMM's
+// vectors idle: there each (output channel, input channel, tap) is a dot
+// product along t instead, of grad_output's row and the input's, staged
+// once per batch item as `stride` phase rows (phase r holds padded
+// positions r, r + stride, ...), vectors along t summed across lanes at
+// the end.
+
 // Shapes every task shares; sizes in elements.
 struct Geometry {
   int64_t batch = 0;
@@ -36,28 +44,35 @@ struct Geometry {
   int64_t blocks = 0;
   int64_t partial_pitch = 0;  // vectors x lanes
   int64_t chunk_steps = 0;    // positions t per chunk
+  // Dot products: the padded positions of one phase row, and grad_output's
+  // row, each in whole vectors (zeros past the data).
+  bool dot_products = false;
+  int64_t phase_length = 0;
+  int64_t padded_out_length = 0;
 };
 
 // Block b's first vector (b <= blocks); the blocks' sizes differ by at
 // most one vector.
 inline int64_t block_start(const Geometry& g, int64_t b) { return b * g.vectors / g.blocks; }
 
-// One task: a group and a range of blocks of input channels, over the whole
-// batch and length.
+// One task: a group and a range of blocks of input channels (GEMM) or of
+// its output channels (dot products), over the whole batch and length.
 template <class T>
 struct TaskArgs {
   const Geometry* geometry;
   TensorRef<const T> input;
   TensorRef<const T> grad_output;
   int64_t group;
-  int64_t first_block, end_block;
-  T* partial;  // the partial sums of every group
+  int64_t first_block, end_block;    // GEMM
+  int64_t first_output, end_output;  // dot products
+  T* partial;  // GEMM: the partial sums of every group; dot products: grad_weight
 };
 
 struct Target {
   int lanes_f32, lanes_f64;
   int rows, vectors;  // the widest tile
-  // Bytes of scratch a task of `vectors` vectors of channels needs.
+  // Bytes of scratch a task of `vectors` vectors of channels needs (any
+  // for dot products).
   int64_t (*scratch_bytes)(const Geometry&, int64_t vectors, int64_t element);
   void (*run_f32)(const TaskArgs<float>&, void* scratch);
   void (*run_f64)(const TaskArgs<double>&, void* scratch);
