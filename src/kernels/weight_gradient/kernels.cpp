@@ -77,7 +77,9 @@ int64_t ScratchBytes(const Geometry& g, int64_t vectors, int64_t element) {
 // FMAs, each with its own chain.
 constexpr size_t kDotTaps = 8;
 
-// sums[i] += sum_t dy[t] * rows[i][t] for t < length (whole vectors).
+// sums[i] += sum_t dy[t] * rows[i][t] for t < length. The last vector's
+// lanes past `length` take zeros from the rows, not the input that lies
+// there: an infinite value times grad_output's zeros would make NaN.
 template <size_t kTaps, class T>
 void DotTaps(const T* HWY_RESTRICT dy, const T* const* rows_of_taps, int64_t length,
              T* HWY_RESTRICT sums) {
@@ -89,9 +91,17 @@ void DotTaps(const T* HWY_RESTRICT dy, const T* const* rows_of_taps, int64_t len
     rows[i] = rows_of_taps[i];
     acc[i] = hn::Zero(d);
   }
-  for (int64_t t = 0; t < length; t += lanes) {
+  int64_t t = 0;
+  for (; t + lanes <= length; t += lanes) {
     const auto y = hn::Load(d, dy + t);
     for (size_t i = 0; i < kTaps; ++i) acc[i] = hn::MulAdd(y, hn::LoadU(d, rows[i] + t), acc[i]);
+  }
+  if (t < length) {
+    const auto y = hn::Load(d, dy + t);
+    const auto valid = hn::FirstN(d, static_cast<size_t>(length - t));
+    for (size_t i = 0; i < kTaps; ++i) {
+      acc[i] = hn::MulAdd(y, hn::IfThenElseZero(valid, hn::LoadU(d, rows[i] + t)), acc[i]);
+    }
   }
   for (size_t i = 0; i < kTaps; ++i) sums[i] += hn::GetLane(hn::SumOfLanes(d, acc[i]));
 }
@@ -176,7 +186,7 @@ void RunDotProducts(const TaskArgs<T>& args, void* scratch) {
             const int64_t shift = (k0 + i) * g.dilation;
             rows[i] = phases + (c * stride + shift % stride) * g.phase_length + shift / stride;
           }
-          kDots<T>[static_cast<size_t>(taps - 1)](dy_row, rows, g.padded_out_length, sums + k0);
+          kDots<T>[static_cast<size_t>(taps - 1)](dy_row, rows, g.out_length, sums + k0);
         }
       }
     }
