@@ -330,8 +330,8 @@ void RunTask(const TaskArgs<T>& args, void* scratch) {
         for (int64_t k = 0; k < g.kernel_size; ++k) {
           a.vectors = stage + k * g.dilation * pitch + column;
           T* const tap_partial = group_partial + k * tap_rows + first_channel + column;
-          for (int64_t o = 0; o < cout; o += rows) {
-            const int64_t m = std::min(rows, cout - o);
+          for (int64_t o = args.first_output; o < args.end_output; o += rows) {
+            const int64_t m = std::min(rows, args.end_output - o);
             a.broadcasts = dy_rows + o * dy.channel_stride;
             a.partial = a.out = tap_partial + o * g.partial_pitch;
             kTiles<T>[static_cast<size_t>((m - 1) * static_cast<int64_t>(kVectors) + nv - 1)](

@@ -102,22 +102,38 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
   g.chunk_steps = std::min(kChunkSteps, g.out_length);
   // Each task covers the whole batch and length, so its sums run in the
   // same order for any split: the result does not depend on the threads.
-  const int64_t parts = p.groups >= threads ? 1 : std::min(g.blocks, ceil_div(threads, p.groups));
+  // Blocks of input channels split first (each task stages only its own),
+  // then tiles of output channels (each stages its blocks again).
+  const int64_t row_tiles = ceil_div(cout, target.rows);
+  const int64_t block_parts =
+      p.groups >= threads ? 1 : std::min(g.blocks, ceil_div(threads, p.groups));
+  const int64_t output_parts = p.groups * block_parts >= threads
+                                   ? 1
+                                   : std::min(row_tiles, ceil_div(threads, p.groups * block_parts));
+  const int64_t parts = block_parts * output_parts;
   auto* partial = static_cast<T*>(core::thread_scratch<kPartialSlot>(
       static_cast<size_t>(p.groups * K * cout * g.partial_pitch) * sizeof(T)));
   core::parallel_for(p.groups * parts, threads, [&](int64_t task) {
     const int64_t group = task / parts;
-    const int64_t part = task % parts;
+    const int64_t block_part = task % parts / output_parts;
+    const int64_t output_part = task % output_parts;
     const TaskArgs<T> args{
-        &g, input, grad_output, group, part * g.blocks / parts, (part + 1) * g.blocks / parts,
-        0,  0,     partial};
+        &g,
+        input,
+        grad_output,
+        group,
+        block_part * g.blocks / block_parts,
+        (block_part + 1) * g.blocks / block_parts,
+        std::min(cout, output_part * row_tiles / output_parts * target.rows),
+        std::min(cout, (output_part + 1) * row_tiles / output_parts * target.rows),
+        partial};
     const int64_t first_vector = block_start(g, args.first_block);
     const int64_t end_vector = block_start(g, args.end_block);
     run(args, end_vector - first_vector);
     // [tap][output][input] -> (output, input, tap), this task's channels.
     const int64_t c_end = std::min(cin, end_vector * lanes);
     const T* from = partial + group * K * cout * g.partial_pitch;
-    for (int64_t o = 0; o < cout; ++o) {
+    for (int64_t o = args.first_output; o < args.end_output; ++o) {
       T* to = grad_weight + (group * cout + o) * cin * K;
       for (int64_t c = first_vector * lanes; c < c_end; ++c) {
         for (int64_t k = 0; k < K; ++k) to[c * K + k] = from[(k * cout + o) * g.partial_pitch + c];

@@ -55,22 +55,23 @@ struct Geometry {
 // most one vector.
 inline int64_t block_start(const Geometry& g, int64_t b) { return b * g.vectors / g.blocks; }
 
-// One task: a group and a range of blocks of input channels (GEMM) or of
-// its output channels (dot products), over the whole batch and length.
+// One task: a group's output channels [first_output, end_output) (whole
+// tiles of rows but the group's last) and, for the GEMM, a range of its
+// blocks of input channels, over the whole batch and length.
 template <class T>
 struct TaskArgs {
   const Geometry* geometry;
   TensorRef<const T> input;
   TensorRef<const T> grad_output;
   int64_t group;
-  int64_t first_block, end_block;    // GEMM
-  int64_t first_output, end_output;  // dot products
+  int64_t first_block, end_block;  // GEMM
+  int64_t first_output, end_output;
   T* partial;  // GEMM: the partial sums of every group; dot products: grad_weight
 };
 
 struct Target {
-  int lanes_f32, lanes_f64;
-  int rows, vectors;  // the widest tile
+  int lanes_f32, lanes_f64;  // per vector
+  int rows, vectors;         // the widest tile
   // Bytes of scratch a task of `vectors` vectors of channels needs (any
   // for dot products).
   int64_t (*scratch_bytes)(const Geometry&, int64_t vectors, int64_t element);
