@@ -32,13 +32,14 @@ using tile::kVectors;
 
 // Staged rows a task holds per chunk: the padded positions its taps read.
 inline int64_t StagedRows(const Geometry& g) {
-  return (g.chunk_steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
+  return (g.chunk_steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 + g.extra_rows;
 }
 
-// Elements between staged rows: the task's channels in whole vectors, plus
-// a cache line where rows a multiple of 1 KiB apart would fall into the
-// same L1 sets.
-inline int64_t StagePitch(int64_t vectors, int64_t lanes, int64_t element) {
+// Elements between staged rows: the group's channels with taps in vectors;
+// otherwise the task's channels in whole vectors, plus a cache line where
+// rows a multiple of 1 KiB apart would fall into the same L1 sets.
+inline int64_t StagePitch(const Geometry& g, int64_t vectors, int64_t lanes, int64_t element) {
+  if (g.taps_in_vectors) return g.in_channels_per_group;
   int64_t pitch = vectors * lanes;
   if (pitch * element % 1024 == 0) pitch += 64 / element;
   return pitch;
@@ -53,7 +54,7 @@ int64_t Lanes() {
 // staged row's source index, and the offsets of grad_output's positions.
 inline int64_t StagedBytes(const Geometry& g, int64_t vectors, int64_t lanes, int64_t element) {
   return static_cast<int64_t>(core::round_up_64(
-      static_cast<size_t>(StagedRows(g) * StagePitch(vectors, lanes, element) * element)));
+      static_cast<size_t>(StagedRows(g) * StagePitch(g, vectors, lanes, element) * element)));
 }
 inline int64_t SourcesBytes(const Geometry& g) {
   return static_cast<int64_t>(
@@ -70,7 +71,7 @@ int64_t ScratchBytes(const Geometry& g, int64_t vectors, int64_t element) {
   if (g.dot_products) return PhaseRowsBytes(g, element) + g.padded_out_length * element;
   const int64_t lanes = element == 4 ? Lanes<float>() : Lanes<double>();
   return StagedBytes(g, vectors, lanes, element) + SourcesBytes(g) +
-         g.chunk_steps * static_cast<int64_t>(sizeof(int64_t));
+         2 * g.chunk_steps * static_cast<int64_t>(sizeof(int64_t));
 }
 
 // Taps per pass over grad_output's row: each load of it feeds that many
@@ -202,7 +203,8 @@ void StageInput(const Geometry& g, const TensorRef<const T>& x, int64_t n, int64
                 int64_t channels, int64_t width, int64_t pitch, int64_t base, int64_t rows,
                 int64_t* HWY_RESTRICT sources, T* HWY_RESTRICT stage) {
   for (int64_t r = 0; r < rows; ++r) {
-    sources[r] = core::source_index(base + r, g.length, g.padding_mode);
+    sources[r] =
+        core::padded_source_index(base + r, g.length, g.pad_left, g.pad_right, g.padding_mode);
   }
   const T* from = x.data + n * x.batch_stride + first_channel * x.channel_stride;
   for (int64_t r = 0; r < rows; ++r) {
@@ -269,12 +271,14 @@ void StageInput(const Geometry& g, const TensorRef<const T>& x, int64_t n, int64
 template <class T>
 using TileFn = void (*)(const tile::TileArgs<T>&, bool);
 
+// Vectors at offsets: with taps in vectors a step's start is not aligned.
 template <class T, size_t... I>
 constexpr std::array<TileFn<T>, sizeof...(I)> MakeTiles(std::index_sequence<I...>) {
-  return {&tile::CallTile<tile::Broadcasts::offsets, I / kVectors + 1, I % kVectors + 1, T>...};
+  return {&tile::CallTile<tile::Broadcasts::offsets, I / kVectors + 1, I % kVectors + 1, T,
+                          tile::VectorRows::offsets>...};
 }
 // kTiles<T>[(M - 1) * kVectors + (NV - 1)]: rows M = output channels, NV
-// vectors of input channels.
+// vectors of the group's vector dimension.
 template <class T>
 constexpr std::array<TileFn<T>, kRows * kVectors> kTiles =
     MakeTiles<T>(std::make_index_sequence<kRows * kVectors>());
@@ -287,53 +291,65 @@ void RunTask(const TaskArgs<T>& args, void* scratch) {
   const auto element = static_cast<int64_t>(sizeof(T));
   const int64_t first_vector = block_start(g, args.first_block);
   const int64_t vectors = block_start(g, args.end_block) - first_vector;
-  const int64_t pitch = StagePitch(vectors, lanes, element);
-  const int64_t first_channel = first_vector * lanes;
+  const int64_t pitch = StagePitch(g, vectors, lanes, element);
+  // The staged channels: the group's with taps in vectors, else the task's.
+  const int64_t first_channel = g.taps_in_vectors ? 0 : first_vector * lanes;
   const int64_t channels =
-      std::min(g.in_channels_per_group, (first_vector + vectors) * lanes) - first_channel;
+      g.taps_in_vectors
+          ? g.in_channels_per_group
+          : std::min(g.in_channels_per_group, (first_vector + vectors) * lanes) - first_channel;
+  const int64_t width = g.taps_in_vectors ? channels : vectors * lanes;
+  // The staged row's element j (with taps in vectors) or channel column at
+  // the block's first vector.
+  const int64_t origin = g.taps_in_vectors ? 0 : first_vector * lanes;
   auto* bytes = static_cast<uint8_t*>(scratch);
   auto* stage = reinterpret_cast<T*>(bytes);
   bytes += StagedBytes(g, vectors, lanes, element);
   auto* sources = reinterpret_cast<int64_t*>(bytes);
   bytes += SourcesBytes(g);
   auto* offsets = reinterpret_cast<int64_t*>(bytes);
+  int64_t* vector_offsets = offsets + g.chunk_steps;
   const TensorRef<const T>& dy = args.grad_output;
-  for (int64_t t = 0; t < g.chunk_steps; ++t) offsets[t] = t * dy.length_stride;
+  for (int64_t t = 0; t < g.chunk_steps; ++t) {
+    offsets[t] = t * dy.length_stride;
+    vector_offsets[t] = t * g.stride * pitch;
+  }
 
   static constexpr T kZeros[kVectors * hn::MaxLanes(hn::ScalableTag<T>())] = {};
   tile::TileArgs<T> a{};
-  a.vector_pitch = static_cast<size_t>(g.stride * pitch);
+  a.vector_offsets = vector_offsets;
   a.offsets = offsets;
   a.row_pitch = static_cast<size_t>(dy.channel_stride);
   a.bias = kZeros;
   a.out_pitch = static_cast<size_t>(g.partial_pitch);
   a.partial_pitch = a.out_pitch;
   const int64_t cout = g.out_channels_per_group;
-  const int64_t tap_rows = cout * g.partial_pitch;
-  T* const group_partial = args.partial + args.group * g.kernel_size * tap_rows;
+  const int64_t pass_rows = cout * g.partial_pitch;
+  T* const group_partial = args.partial + args.group * g.tap_passes * pass_rows;
   const int64_t rows = static_cast<int64_t>(kRows);
   for (int64_t n = 0; n < g.batch; ++n) {
     for (int64_t t0 = 0; t0 < g.out_length; t0 += g.chunk_steps) {
       const int64_t steps = std::min(g.chunk_steps, g.out_length - t0);
       StageInput(g, args.input, n, args.group * g.in_channels_per_group + first_channel, channels,
-                 vectors * lanes, pitch, t0 * g.stride - g.pad_left,
-                 (steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1, sources, stage);
+                 width, pitch, t0 * g.stride - g.pad_left,
+                 (steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 + g.extra_rows,
+                 sources, stage);
       const T* const dy_rows = dy.data + n * dy.batch_stride +
                                args.group * cout * dy.channel_stride + t0 * dy.length_stride;
       const bool accumulate = n > 0 || t0 > 0;
       a.steps = static_cast<size_t>(steps);
-      // Blocks of channels outer: a block's staged columns stay in cache
-      // for all taps and output channels.
+      // Blocks of vectors outer: a block's staged columns stay in cache for
+      // all taps and output channels.
       for (int64_t b = args.first_block; b < args.end_block; ++b) {
-        const int64_t column = (block_start(g, b) - first_vector) * lanes;
+        const int64_t column = block_start(g, b) * lanes - origin;
         const int64_t nv = block_start(g, b + 1) - block_start(g, b);
-        for (int64_t k = 0; k < g.kernel_size; ++k) {
-          a.vectors = stage + k * g.dilation * pitch + column;
-          T* const tap_partial = group_partial + k * tap_rows + first_channel + column;
+        for (int64_t pass = 0; pass < g.tap_passes; ++pass) {
+          a.vectors = stage + pass * g.dilation * pitch + column;
+          T* const pass_partial = group_partial + pass * pass_rows + origin + column;
           for (int64_t o = args.first_output; o < args.end_output; o += rows) {
             const int64_t m = std::min(rows, args.end_output - o);
             a.broadcasts = dy_rows + o * dy.channel_stride;
-            a.partial = a.out = tap_partial + o * g.partial_pitch;
+            a.partial = a.out = pass_partial + o * g.partial_pitch;
             kTiles<T>[static_cast<size_t>((m - 1) * static_cast<int64_t>(kVectors) + nv - 1)](
                 a, accumulate);
           }

@@ -22,6 +22,10 @@ constexpr int kPartialSlot = 4;
 // that a block of channels' staged rows stay in L1 (16 KiB per 64 float
 // channels at stride 1).
 constexpr int64_t kChunkSteps = 64;
+// Dot products where the GEMM would use less than this share of its lanes
+// and accumulators (their own rate, ~0.2-0.35 of the FMA peak here).
+constexpr double kDotProductsBelow = 0.3;
+constexpr double kBusyAccumulators = 12;
 // The tiles' rate for the cost that decides the threads.
 constexpr double kFlopsPerSecond = 1e11;
 
@@ -67,6 +71,7 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
   g.stride = p.stride;
   g.dilation = p.dilation;
   g.pad_left = p.pad_left;
+  g.pad_right = p.pad_right;
   g.padding_mode = p.padding_mode;
   g.in_channels_per_group = cin;
   g.out_channels_per_group = cout;
@@ -81,7 +86,19 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
       target.run_f64(args, scratch);
     }
   };
-  if (2 * cin < lanes) {
+  // The share of the GEMM's vector lanes that hold data, per tap or with
+  // taps in vectors, and of its accumulators a group's tile fills (12 keep
+  // the FMAs busy on every target).
+  const auto lane_use = [&](int64_t length) {
+    return static_cast<double>(length) / static_cast<double>(ceil_div(length, lanes) * lanes);
+  };
+  g.taps_in_vectors = (p.dilation == 1 || K == 1) && lane_use(K * cin) > lane_use(cin);
+  const int64_t vector_length = g.taps_in_vectors ? K * cin : cin;
+  const double accumulators =
+      static_cast<double>(std::min<int64_t>(cout, target.rows) *
+                          std::min<int64_t>(ceil_div(vector_length, lanes), target.vectors));
+  if (lane_use(vector_length) * std::min(1.0, accumulators / kBusyAccumulators) <
+      kDotProductsBelow) {
     g.dot_products = true;
     g.padded_out_length = ceil_div(g.out_length, lanes) * lanes;
     g.phase_length = (K - 1) * p.dilation / p.stride + g.padded_out_length;
@@ -96,10 +113,12 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
     });
     return;
   }
-  g.vectors = ceil_div(cin, lanes);
+  g.tap_passes = g.taps_in_vectors ? 1 : K;
+  g.vectors = ceil_div(vector_length, lanes);
   g.blocks = ceil_div(g.vectors, target.vectors);
   g.partial_pitch = g.vectors * lanes;
   g.chunk_steps = std::min(kChunkSteps, g.out_length);
+  if (g.taps_in_vectors) g.extra_rows = ceil_div(g.partial_pitch - vector_length, cin);
   // Each task covers the whole batch and length, so its sums run in the
   // same order for any split: the result does not depend on the threads.
   // Blocks of input channels split first (each task stages only its own),
@@ -112,7 +131,7 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
                                    : std::min(row_tiles, ceil_div(threads, p.groups * block_parts));
   const int64_t parts = block_parts * output_parts;
   auto* partial = static_cast<T*>(core::thread_scratch<kPartialSlot>(
-      static_cast<size_t>(p.groups * K * cout * g.partial_pitch) * sizeof(T)));
+      static_cast<size_t>(p.groups * g.tap_passes * cout * g.partial_pitch) * sizeof(T)));
   core::parallel_for(p.groups * parts, threads, [&](int64_t task) {
     const int64_t group = task / parts;
     const int64_t block_part = task % parts / output_parts;
@@ -130,13 +149,19 @@ void compute(const Target& target, const Problem& p, TensorRef<const T> input,
     const int64_t first_vector = block_start(g, args.first_block);
     const int64_t end_vector = block_start(g, args.end_block);
     run(args, end_vector - first_vector);
-    // [tap][output][input] -> (output, input, tap), this task's channels.
-    const int64_t c_end = std::min(cin, end_vector * lanes);
-    const T* from = partial + group * K * cout * g.partial_pitch;
+    // [tap][output][input] or [output][tap, input] -> (output, input,
+    // tap), this task's part.
+    const int64_t j_end = std::min(vector_length, end_vector * lanes);
+    const T* from = partial + group * g.tap_passes * cout * g.partial_pitch;
     for (int64_t o = args.first_output; o < args.end_output; ++o) {
       T* to = grad_weight + (group * cout + o) * cin * K;
-      for (int64_t c = first_vector * lanes; c < c_end; ++c) {
-        for (int64_t k = 0; k < K; ++k) to[c * K + k] = from[(k * cout + o) * g.partial_pitch + c];
+      for (int64_t j = first_vector * lanes; j < j_end; ++j) {
+        if (g.taps_in_vectors) {
+          to[j % cin * K + j / cin] = from[o * g.partial_pitch + j];
+        } else {
+          for (int64_t k = 0; k < K; ++k)
+            to[j * K + k] = from[(k * cout + o) * g.partial_pitch + j];
+        }
       }
     }
   });

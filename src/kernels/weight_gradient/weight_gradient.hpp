@@ -11,6 +11,12 @@
 // never summed across lanes, and carry from one chunk of positions (and one
 // batch item) to the next through a buffer of partial sums,
 // [group][tap][output channel][input channel].
+//
+// At dilation 1 with rows of exactly C_in/G channels, step t's K taps are
+// one run of K * C_in/G staged elements from row t*stride on: where that
+// fills the vectors better (12 channels: 180 of 192 lanes, against 12 of
+// 16), the taps and channels are one vector dimension j = k * C_in/G + c,
+// a single GEMM per group ("taps in vectors").
 #pragma once
 
 #include <conv1d/conv1d.hpp>
@@ -35,15 +41,22 @@ struct Geometry {
   int64_t stride = 1;
   int64_t dilation = 1;
   int64_t pad_left = 0;
+  int64_t pad_right = 0;
   PaddingMode padding_mode = PaddingMode::zeros;
   int64_t in_channels_per_group = 0;
   int64_t out_channels_per_group = 0;
-  // The input channels of a group in blocks of whole vectors, as even as
-  // the tile's width allows (80 channels on 16 lanes: 3 + 2 vectors).
+  bool taps_in_vectors = false;
+  int64_t tap_passes = 0;  // GEMMs per group: K, or 1 with taps in vectors
+  // The vector dimension of a group (C_in/G, or K * C_in/G with taps in
+  // vectors) in blocks of whole vectors, as even as the tile's width allows
+  // (80 channels on 16 lanes: 3 + 2 vectors).
   int64_t vectors = 0;  // per group, the last zero-padded
   int64_t blocks = 0;
   int64_t partial_pitch = 0;  // vectors x lanes
   int64_t chunk_steps = 0;    // positions t per chunk
+  // Taps in vectors: staged rows past the last tap's, which the last
+  // vector's lanes past K * C_in/G read (their sums are not kept).
+  int64_t extra_rows = 0;
   // Dot products: the padded positions of one phase row, and grad_output's
   // row, each in whole vectors (zeros past the data).
   bool dot_products = false;
@@ -57,7 +70,7 @@ inline int64_t block_start(const Geometry& g, int64_t b) { return b * g.vectors 
 
 // One task: a group's output channels [first_output, end_output) (whole
 // tiles of rows but the group's last) and, for the GEMM, a range of its
-// blocks of input channels, over the whole batch and length.
+// blocks of vectors, over the whole batch and length.
 template <class T>
 struct TaskArgs {
   const Geometry* geometry;
