@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <conv1d/conv1d.hpp>
 #include <random>
@@ -71,6 +72,77 @@ inline Padding draw_padding(std::mt19937_64& rng, int64_t stride, int64_t max_si
     default: {
       const int64_t left = pick(0, max_side);
       return Padding::asymmetric(left, pick(0, max_side));
+    }
+  }
+}
+
+// What a sweep draws from (draw_problem); the defaults are the algorithm
+// sweep's.
+struct DrawRanges {
+  int64_t depthwise_groups = 40;  // 1..this groups, depth multiplier 1..3
+  int64_t grouped_in = 9;         // 2..4 groups of 1..this input channels
+  int64_t grouped_out = 9;        // and of 1..this output channels
+  // Standard layers: 1..20 channels a side, one time in wide_odds + 1 a
+  // count in [wide_min, wide_max] instead.
+  int64_t wide_odds = 5;
+  std::array<int64_t, 2> wide_in = {30, 34}, wide_out = {30, 34};
+  int64_t long_kernel_odds = 9;  // one time in this + 1, K = 10..long_kernel
+  int64_t long_kernel = 33;
+  int64_t stride_odds = 2;  // one time in this + 1, stride 2..max_stride
+  int64_t max_stride = 5;
+  int64_t max_dilation = 5;  // one time in 3, dilation 2..this
+  // One time in 4, padding on a side up to twice the kernel's span (wider
+  // than any tap reaches), else up to 4.
+  bool wide_padding = false;
+  // The input length; null: 1..300, or one of kEdgeLengths.
+  int64_t (*length)(std::mt19937_64&) = nullptr;
+};
+
+// Lengths just around the tile widths a kernel is likely to use.
+constexpr int64_t kEdgeLengths[] = {1,  2,  3,  5,  7,  8,  9,  15, 16,  17,  31,  32,
+                                    33, 47, 48, 49, 63, 64, 65, 97, 127, 128, 129, 257};
+
+// A valid problem of every kind (depthwise, grouped, standard), padding
+// form and mode, stride, dilation, bias, dtype and layout, batch 1..3.
+inline Problem draw_problem(std::mt19937_64& rng, const DrawRanges& r = {}) {
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  for (;;) {
+    ConvParams p;
+    switch (pick(0, 3)) {
+      case 0:  // depthwise, with a depth multiplier
+        p.groups = pick(1, r.depthwise_groups);
+        p.in_channels = p.groups;
+        p.out_channels = p.groups * pick(1, 3);
+        break;
+      case 1:  // grouped
+        p.groups = pick(2, 4);
+        p.in_channels = p.groups * pick(1, r.grouped_in);
+        p.out_channels = p.groups * pick(1, r.grouped_out);
+        break;
+      default:  // standard, channel counts around register-block sizes
+        p.in_channels = pick(0, r.wide_odds) == 0 ? pick(r.wide_in[0], r.wide_in[1]) : pick(1, 20);
+        p.out_channels =
+            pick(0, r.wide_odds) == 0 ? pick(r.wide_out[0], r.wide_out[1]) : pick(1, 20);
+    }
+    p.kernel_size = pick(0, r.long_kernel_odds) == 0 ? pick(10, r.long_kernel) : pick(1, 9);
+    p.stride = pick(0, r.stride_odds) == 0 ? pick(2, r.max_stride) : 1;
+    p.dilation = pick(0, 2) == 0 ? pick(2, r.max_dilation) : 1;
+    p.bias = pick(0, 3) != 0;
+    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
+    const int64_t max_side =
+        r.wide_padding && pick(0, 3) == 0 ? 2 * (p.kernel_size - 1) * p.dilation + 3 : 4;
+    p.padding = draw_padding(rng, p.stride, max_side);
+    const int64_t length = r.length != nullptr ? r.length(rng)
+                           : pick(0, 2) == 0   ? pick(1, 300)
+                                               : kEdgeLengths[pick(0, 23)];
+    const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
+    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
+    try {
+      return Problem::make(p, pick(1, 3), length, dtype, layout);
+    } catch (const Error&) {
+      // Invalid combination (kernel wider than the input, reflect too wide): redraw.
     }
   }
 }

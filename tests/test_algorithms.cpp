@@ -24,47 +24,7 @@ namespace {
 using testing::count_mismatches;
 using testing::Workload;
 
-// Lengths just around the tile widths a kernel is likely to use.
-constexpr int64_t kEdgeLengths[] = {1,  2,  3,  5,  7,  8,  9,  15, 16,  17,  31,  32,
-                                    33, 47, 48, 49, 63, 64, 65, 97, 127, 128, 129, 257};
-
-Problem draw_problem(std::mt19937_64& rng) {
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
-  for (;;) {
-    ConvParams p;
-    switch (pick(0, 3)) {
-      case 0:  // depthwise, with a depth multiplier
-        p.groups = pick(1, 40);
-        p.in_channels = p.groups;
-        p.out_channels = p.groups * pick(1, 3);
-        break;
-      case 1:  // grouped
-        p.groups = pick(2, 4);
-        p.in_channels = p.groups * pick(1, 9);
-        p.out_channels = p.groups * pick(1, 9);
-        break;
-      default:  // standard, channel counts around register-block sizes
-        p.in_channels = pick(0, 5) == 0 ? pick(30, 34) : pick(1, 20);
-        p.out_channels = pick(0, 5) == 0 ? pick(30, 34) : pick(1, 20);
-    }
-    p.kernel_size = pick(0, 9) == 0 ? pick(10, 33) : pick(1, 9);
-    p.stride = pick(0, 2) == 0 ? pick(2, 5) : 1;
-    p.dilation = pick(0, 2) == 0 ? pick(2, 5) : 1;
-    p.bias = pick(0, 3) != 0;
-    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
-    p.padding = testing::draw_padding(rng, p.stride, 4);
-    const int64_t length = pick(0, 2) == 0 ? pick(1, 300) : kEdgeLengths[pick(0, 23)];
-    const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
-    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
-    try {
-      return Problem::make(p, pick(1, 3), length, dtype, layout);
-    } catch (const Error&) {
-      // Invalid combination (kernel wider than the input, reflect too wide): redraw.
-    }
-  }
-}
+using testing::draw_problem;
 
 // Long kernels (K = 64..300, dilated up to 3) for the FFT algorithm, with
 // lengths from shorter than one transform block to several blocks of the

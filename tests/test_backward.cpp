@@ -21,47 +21,31 @@ using testing::Activation;
 using testing::count_mismatches;
 using testing::Workload;
 
-Problem draw_problem(std::mt19937_64& rng) {
+// Wider channel counts than the algorithm sweep's (several blocks of the
+// weight gradient's vectors), strides up to 7, padding wider than the
+// kernel's span, rows of a few samples.
+int64_t draw_length(std::mt19937_64& rng) {
   auto pick = [&](int64_t lo, int64_t hi) {
     return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
   };
-  for (;;) {
-    ConvParams p;
-    switch (pick(0, 3)) {
-      case 0:  // depthwise, with a depth multiplier
-        p.groups = pick(1, 24);
-        p.in_channels = p.groups;
-        p.out_channels = p.groups * pick(1, 3);
-        break;
-      case 1:  // grouped
-        p.groups = pick(2, 4);
-        p.in_channels = p.groups * pick(1, 20);
-        p.out_channels = p.groups * pick(1, 9);
-        break;
-      default:  // standard, channel counts around the tiles' widths
-        p.in_channels = pick(0, 3) == 0 ? pick(14, 66) : pick(1, 20);
-        p.out_channels = pick(0, 3) == 0 ? pick(5, 40) : pick(1, 20);
-    }
-    p.kernel_size = pick(0, 7) == 0 ? pick(10, 40) : pick(1, 9);
-    p.stride = pick(0, 1) == 0 ? pick(2, 7) : 1;
-    p.dilation = pick(0, 2) == 0 ? pick(2, 6) : 1;
-    p.bias = pick(0, 3) != 0;
-    p.padding_mode = static_cast<PaddingMode>(pick(0, 3));
-    // Up to twice the kernel's span: wider than a phase's reach.
-    p.padding = testing::draw_padding(
-        rng, p.stride, pick(0, 3) == 0 ? 2 * (p.kernel_size - 1) * p.dilation + 3 : 4);
-    const int64_t length = pick(0, 2) == 0 ? pick(1, 12) : pick(13, 400);
-    const DType dtype = pick(0, 4) == 0 ? DType::f64 : DType::f32;
-    const Layout layout = pick(0, 1) == 0 ? Layout::ncl : Layout::nlc;
-    try {
-      p.validate();
-      Problem problem = Problem::make(p, pick(1, 3), length, dtype, layout);
-      problem.validate();
-      return problem;
-    } catch (const Error&) {
-      // Kernel wider than the padded input, reflect too wide: redraw.
-    }
-  }
+  return pick(0, 2) == 0 ? pick(1, 12) : pick(13, 400);
+}
+
+Problem draw_problem(std::mt19937_64& rng) {
+  testing::DrawRanges ranges;
+  ranges.depthwise_groups = 24;
+  ranges.grouped_in = 20;
+  ranges.wide_odds = 3;
+  ranges.wide_in = {14, 66};
+  ranges.wide_out = {5, 40};
+  ranges.long_kernel_odds = 7;
+  ranges.long_kernel = 40;
+  ranges.stride_odds = 1;
+  ranges.max_stride = 7;
+  ranges.max_dilation = 6;
+  ranges.wide_padding = true;
+  ranges.length = &draw_length;
+  return testing::draw_problem(rng, ranges);
 }
 
 const std::vector<Problem>& sweep() {
