@@ -48,7 +48,9 @@ bool all_finite(const void* values, int64_t count) {
 }  // namespace
 
 Backward::Backward(const Problem& problem)
-    : problem_(problem), weight_target_(kernels::weight_gradient::chosen_target()) {
+    : problem_(problem), weight_target_(kernels::weight_gradient::chosen_target()) {}
+
+void Backward::make_phases() {
   const Problem& p = problem_;
   const int64_t stride = p.stride;
   const int64_t out_length = p.out_length();
@@ -141,6 +143,7 @@ void Backward::weights_shared() {
 bool Backward::prepare_data(const Executor& executor) {
   std::lock_guard lock(mutex_);
   if (current_) return use_phases_;
+  if (phases_.empty()) make_phases();
   const Problem& p = problem_;
   const auto element = static_cast<size_t>(dtype_size(p.dtype));
   const int64_t weights = p.out_channels * p.in_channels_per_group() * p.kernel_size;

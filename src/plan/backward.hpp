@@ -62,6 +62,9 @@ class Backward {
     std::unique_ptr<Executor> executor;
   };
 
+  // The phases and their problems, on the first backward_data: a plan used
+  // for inference only does not pay for them.
+  void make_phases();
   // Gives the phases the plan's current weights (true), or the reference,
   // for non-finite weights or phases too large to index (false).
   bool prepare_data(const Executor& executor);
