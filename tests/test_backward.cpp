@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <conv1d/conv1d.hpp>
+#include <latch>
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "conv_testing.hpp"
@@ -193,6 +195,55 @@ TEST_P(BackwardSweep, ThreadCountDoesNotChangeBits) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, BackwardSweep, ::testing::ValuesIn(available_isas()),
                          [](const auto& info) { return info.param; });
+
+// One plan's backward from 8 threads at once, started together so that
+// their first calls meet where the phases are made: every thread gets the
+// bits of a call made alone.
+TEST(Backward, ConcurrentCallsAreSafeAndIdentical) {
+  for (const char* text :
+       {"mb2ic24oc40iw257kw3sw2dl1pl1pr1g1_reflect", "mb1ic32oc32iw300kw9sw1dl1pl4pr4g32_nlc"}) {
+    const Problem problem = Problem::parse(text);
+    std::mt19937_64 rng(4);
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    Workload<float> work(problem, rng);
+    for (float& v : work.input.storage) v = value(rng);
+    Activation<float> grad_output(problem.batch, problem.out_channels, problem.out_length(),
+                                  problem.layout);
+    for (float& v : grad_output.storage) v = value(rng);
+    const auto run = [&](const Plan& plan, std::vector<float>& input, std::vector<float>& weight) {
+      Activation<float> grad_input(problem.batch, problem.in_channels, problem.length,
+                                   problem.layout);
+      std::vector<float> bias(work.bias.size());
+      weight.assign(work.weight.size(), 0.0f);
+      plan.backward_data(grad_output.cview(), grad_input.view);
+      plan.backward_weight(work.input.cview(), grad_output.cview(), weight.data(),
+                           problem.has_bias ? bias.data() : nullptr);
+      input = grad_input.storage;
+    };
+    std::vector<float> alone_input, alone_weight;
+    {
+      Plan alone(problem, {"auto", 1});
+      alone.set_weights(work.weight.data(), work.bias_data());
+      run(alone, alone_input, alone_weight);
+    }
+    Plan plan(problem, {"auto", 2});
+    plan.set_weights(work.weight.data(), work.bias_data());
+    std::vector<std::vector<float>> inputs(8), weights(8);
+    std::vector<std::thread> threads;
+    std::latch start(8);
+    for (size_t t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        for (int repeat = 0; repeat < 5; ++repeat) run(plan, inputs[t], weights[t]);
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    for (size_t t = 0; t < 8; ++t) {
+      EXPECT_EQ(inputs[t], alone_input) << text;
+      EXPECT_EQ(weights[t], alone_weight) << text;
+    }
+  }
+}
 
 // An infinite or NaN weight: grad_input has NaN and Inf exactly where the
 // reference (and PyTorch) has them, not where the phases' zero padding
