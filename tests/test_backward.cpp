@@ -69,10 +69,12 @@ const std::vector<Problem>& sweep() {
           // factor), padding wider than the kernel's span.
           "mb1ic9oc11iw60kw5sw4dl2pl20pr17g1", "mb1ic8oc8iw33kw4sw6dl3pl9pr9g1_replicate_nlc",
           "mb1ic3oc6iw7kw3sw2dl2pl9pr2g3_f64",
-          // More than one chunk of the weight gradient's positions, a
-          // block of channels split 3 + 2 vectors, several blocks.
+          // Blocks of channels split 3 + 2 vectors, several blocks, and
+          // more than one chunk of the weight gradient's positions (1024)
+          // per tap and with taps in vectors.
           "mb2ic80oc12iw400kw3sw1dl1pl1pr1g1", "mb1ic200oc20iw150kw3sw1dl2pl2pr2g1_nlc",
-          "mb1ic70oc13iw300kw5sw2dl1pl2pr2g1_reflect"}) {
+          "mb1ic70oc13iw300kw5sw2dl1pl2pr2g1_reflect", "mb1ic32oc8iw2200kw3sw1dl2pl2pr2g1",
+          "mb1ic20oc12iw2500kw3sw1dl1pl1pr1g1_circular"}) {
       list.push_back(Problem::parse(text));
     }
     return list;
