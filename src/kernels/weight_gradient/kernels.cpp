@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "core/isa.hpp"
@@ -359,6 +360,34 @@ void RunTask(const TaskArgs<T>& args, void* scratch) {
   }
 }
 
+// Two chains of double vectors, float rows promoted half a vector at a
+// time.
+template <class T>
+double RowSum(const T* HWY_RESTRICT row, int64_t length) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<T, decltype(dd)> d;
+  const auto lanes = static_cast<int64_t>(hn::Lanes(dd));
+  const auto load = [&](int64_t t) {
+    if constexpr (std::is_same_v<T, double>) {
+      return hn::LoadU(dd, row + t);
+    } else {
+      return hn::PromoteTo(dd, hn::LoadU(d, row + t));
+    }
+  };
+  auto first = hn::Zero(dd), second = hn::Zero(dd);
+  int64_t t = 0;
+  for (; t + 2 * lanes <= length; t += 2 * lanes) {
+    first = hn::Add(first, load(t));
+    second = hn::Add(second, load(t + lanes));
+  }
+  double sum = hn::GetLane(hn::SumOfLanes(dd, hn::Add(first, second)));
+  for (; t < length; ++t) sum += static_cast<double>(row[t]);
+  return sum;
+}
+
+double RowSumF32(const float* row, int64_t length) { return RowSum(row, length); }
+double RowSumF64(const double* row, int64_t length) { return RowSum(row, length); }
+
 void RunTaskF32(const TaskArgs<float>& args, void* scratch) { RunTask(args, scratch); }
 void RunTaskF64(const TaskArgs<double>& args, void* scratch) { RunTask(args, scratch); }
 
@@ -369,7 +398,9 @@ const Target* GetTarget() {
                              static_cast<int>(kVectors),
                              &ScratchBytes,
                              &RunTaskF32,
-                             &RunTaskF64};
+                             &RunTaskF64,
+                             &RowSumF32,
+                             &RowSumF64};
   return &target;
 }
 

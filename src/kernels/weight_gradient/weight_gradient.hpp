@@ -90,6 +90,9 @@ struct Target {
   int64_t (*scratch_bytes)(const Geometry&, int64_t vectors, int64_t element);
   void (*run_f32)(const TaskArgs<float>&, void* scratch);
   void (*run_f64)(const TaskArgs<double>&, void* scratch);
+  // The sum of a contiguous row, in double (the bias gradient).
+  double (*row_sum_f32)(const float* row, int64_t length);
+  double (*row_sum_f64)(const double* row, int64_t length);
 };
 
 // The best target for the current ISA cap.
