@@ -8,6 +8,7 @@
 #include <cctype>
 #include <conv1d/layer.hpp>
 #include <conv1d/npy.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -413,6 +414,74 @@ TEST_F(cli, BenchComparesWithWorkers) {
   EXPECT_EQ(json[0]["torch_ms"], 3.0);
   ::unsetenv("CONV1D_TORCH_WORKER");
   ::unsetenv("CONV1D_ONEDNN_WORKER");
+}
+
+// --backward times the gradients: the PyTorch worker is asked for the
+// descriptor with "_backward" (this stand-in answers nothing else), oneDNN
+// is not started, and separable rows are skipped with the reason.
+TEST_F(cli, BenchTimesBackward) {
+  save_bytes("suite.csv",
+             "name,batch,in_channels,out_channels,length,kernel_size,stride,padding,dilation,"
+             "groups,pointwise_out_channels\n"
+             "tiny,1,4,8,64,3,2,1,1,1\n"
+             "sep,1,8,8,100,5,1,same,1,8,12\n");
+  save_bytes("torch.py",
+             "import sys\n"
+             "print('ready', flush=True)\n"
+             "for line in sys.stdin:\n"
+             "    ok = line.split()[0].endswith('_backward')\n"
+             "    print('3.0 torch-standin' if ok else 'unsupported forward', flush=True)\n");
+  save_bytes("onednn.sh", "#!/bin/sh\necho ready\nwhile read line; do echo '1.0 standin'; done\n");
+  std::filesystem::permissions(path("onednn.sh"), std::filesystem::perms::owner_all);
+  ::setenv("CONV1D_TORCH_WORKER", path("torch.py").c_str(), 1);
+  ::setenv("CONV1D_ONEDNN_WORKER", path("onednn.sh").c_str(), 1);
+  const Result result =
+      run("bench --backward --suite suite.csv --budget-ms 5 --threads 1 --compare --json out.json");
+  ::unsetenv("CONV1D_TORCH_WORKER");
+  ::unsetenv("CONV1D_ONEDNN_WORKER");
+  EXPECT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("backward: grad_input, grad_weight and grad_bias"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("--backward times single convolutions"), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.err.find("oneDNN is compared on forward only"), std::string::npos) << result.err;
+  const auto json = nlohmann::json::parse(read_text(path("out.json")));
+  ASSERT_EQ(json.size(), 1u);
+  EXPECT_EQ(json[0]["torch_ms"], 3.0);
+  EXPECT_FALSE(json[0].contains("onednn_ms")) << json.dump();
+  // Both gradients' multiply-adds: twice the forward's 2 * 8 * 4 * 3 * 32.
+  const double seconds = json[0]["ms"].get<double>() * 1e-3;
+  EXPECT_NEAR(json[0]["gflops"].get<double>() * 1e9 * seconds, 2.0 * 2 * 8 * 4 * 3 * 32, 1.0);
+}
+
+// The PyTorch worker times aten's convolution_backward for a "_backward"
+// descriptor, padding modes included (a copy of the input padded first);
+// a separable descriptor is not timed backward.
+TEST_F(cli, TorchWorkerTimesBackward) {
+  const std::string python = "/usr/bin/python3";
+  const std::string worker = std::string(CONV1D_SOURCE_DIR) + "/bench/compare/torch_worker.py";
+  if (!std::filesystem::exists(python) ||
+      std::system((python + " -c 'import torch' 2>/dev/null").c_str()) != 0) {
+    GTEST_SKIP() << "no PyTorch";
+  }
+  save_bytes("requests.txt",
+             "mb2ic4oc6iw50kw3sw2dl1pl1pr1g1_backward 1 3\n"
+             "mb1ic4oc4iw40kw5sw1dl2pl4pr4g2_reflect_nobias_backward 1 3\n"
+             "mb1ic4oc4iw40kw5sw1dl2pl4pr4g4+mb1ic4oc8iw40kw1sw1dl1pl0pr0g1_backward 1 3\n");
+  const std::string command = python + " " + worker + " < " + path("requests.txt").string() +
+                              " > " + path("replies.txt").string();
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const std::string replies = read_text(path("replies.txt"));
+  std::istringstream lines(replies);
+  std::vector<std::string> answers;
+  for (std::string line; std::getline(lines, line);) answers.push_back(line);
+  ASSERT_EQ(answers.size(), 4u) << replies;
+  EXPECT_EQ(answers[0], "ready");
+  for (size_t i = 1; i <= 2; ++i) {
+    EXPECT_GT(std::strtod(answers[i].c_str(), nullptr), 0.0) << answers[i];
+    EXPECT_NE(answers[i].find("torch-"), std::string::npos) << answers[i];
+  }
+  EXPECT_EQ(answers[3].rfind("unsupported", 0), 0u) << answers[3];
 }
 
 // A separable row (pointwise_out_channels set) runs fused by default, and

@@ -80,7 +80,7 @@ def make_backward(p):
 
 def make_runner(descriptor):
     parts = [parse(part) for part in descriptor.split("+")]
-    if parts[0]["backward"]:
+    if any(part["backward"] for part in parts):
         if len(parts) != 1:
             raise ValueError("backward is timed on single convolutions")
         return make_backward(parts[0])
