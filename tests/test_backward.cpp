@@ -283,11 +283,13 @@ TEST(Backward, NonFiniteWeightsMatchTheReference) {
 // Infinite and NaN inputs and grad_output: the weight gradient is NaN or
 // infinite exactly where the reference's (and PyTorch's) is, on the GEMM
 // (40 input channels) and on the dot products (one or three a group),
-// including the samples past a row's last vector.
+// including an infinite last sample that no output reads but the last
+// vector of a tap's row would (100 samples, K = 3, stride 2: 49 outputs).
 TEST(Backward, NonFiniteDataMatchTheReferenceInTheWeightGradient) {
   for (const char* text :
        {"mb2ic40oc12iw150kw5sw1dl1pl2pr2g1", "mb2ic3oc6iw150kw33sw1dl1pl16pr16g3",
-        "mb1ic6oc6iw300kw40sw2dl1pl20pr20g2_circular_nlc", "mb1ic1oc8iw301kw9sw3dl2pl0pr0g1"}) {
+        "mb1ic6oc6iw300kw40sw2dl1pl20pr20g2_circular_nlc", "mb1ic1oc8iw301kw9sw3dl2pl0pr0g1",
+        "mb1ic1oc8iw100kw3sw2dl1pl0pr0g1"}) {
     const Problem problem = Problem::parse(text);
     std::mt19937_64 rng(8);
     Workload<float> work(problem, rng);

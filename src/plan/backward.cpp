@@ -54,7 +54,6 @@ void Backward::make_phases() {
   const Problem& p = problem_;
   const int64_t stride = p.stride;
   const int64_t out_length = p.out_length();
-  writes_grad_input_ = p.padding_mode == PaddingMode::zeros;
   padded_length_ = (out_length - 1) * stride + 1 + (p.kernel_size - 1) * p.dilation;
   // Taps of one phase lie stride / gcd apart, their samples dilation / gcd.
   const int64_t phase_dilation = p.dilation / std::gcd(stride, p.dilation);
@@ -67,7 +66,7 @@ void Backward::make_phases() {
     // Outputs q: the positions q * stride + r of grad_input (sample
     // q * stride + r - pad_left) or of the padded input.
     int64_t first = 0, end = 0;
-    if (writes_grad_input_) {
+    if (writes_grad_input()) {
       first = p.pad_left > r ? (p.pad_left - r + stride - 1) / stride : 0;
       end = p.length + p.pad_left > r ? (p.length + p.pad_left - r - 1) / stride + 1 : 0;
     } else {
@@ -214,7 +213,7 @@ void Backward::backward_data(const Executor& executor, TensorRef<const T> grad_o
     return;
   }
   const Problem& p = problem_;
-  if (writes_grad_input_) {
+  if (writes_grad_input()) {
     run_phases(grad_output, grad_input, p.pad_left, threads);
     return;
   }

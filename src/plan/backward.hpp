@@ -74,9 +74,9 @@ class Backward {
 
   Problem problem_;
   const kernels::weight_gradient::Target& weight_target_;
-  // The phases write grad_input itself (zero padding); otherwise the
+  // With zero padding the phases write grad_input itself; otherwise the
   // padded input's positions [0, padded_length) go through a buffer.
-  bool writes_grad_input_ = false;
+  bool writes_grad_input() const { return problem_.padding_mode == PaddingMode::zeros; }
   int64_t padded_length_ = 0;
   bool phases_valid_ = true;
   std::vector<Phase> phases_;

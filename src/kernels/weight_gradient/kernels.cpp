@@ -31,10 +31,13 @@ using ::conv1d::kernels::common::HWY_NAMESPACE::Transpose;
 using tile::kRows;
 using tile::kVectors;
 
-// Staged rows a task holds per chunk: the padded positions its taps read.
-inline int64_t StagedRows(const Geometry& g) {
-  return (g.chunk_steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 + g.extra_rows;
+// The padded positions the taps read for `steps` positions t.
+inline int64_t RowsRead(const Geometry& g, int64_t steps) {
+  return (steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1;
 }
+
+// Staged rows a task holds per chunk.
+inline int64_t StagedRows(const Geometry& g) { return RowsRead(g, g.chunk_steps) + g.extra_rows; }
 
 // Elements between staged rows: the group's channels with taps in vectors;
 // otherwise the task's channels in whole vectors, plus a cache line where
@@ -127,9 +130,6 @@ void RunDotProducts(const TaskArgs<T>& args, void* scratch) {
   auto* phases = static_cast<T*>(scratch);
   auto* dy_row = reinterpret_cast<T*>(static_cast<uint8_t*>(scratch) +
                                       PhaseRowsBytes(g, static_cast<int64_t>(sizeof(T))));
-  // Padded positions any output reads; past them zeros (an input value
-  // there, times grad_output's zeros, could make NaN).
-  const int64_t read = (g.out_length - 1) * stride + (K - 1) * g.dilation + 1;
   const TensorRef<const T>& x = args.input;
   const TensorRef<const T>& dy = args.grad_output;
   T* const weight_rows = args.partial + (args.group * cout) * cin * K;
@@ -143,17 +143,16 @@ void RunDotProducts(const TaskArgs<T>& args, void* scratch) {
       const T* row = x.data + n * x.batch_stride + (args.group * cin + c) * x.channel_stride;
       for (int64_t r = 0; r < stride; ++r) {
         T* HWY_RESTRICT to = phases + (c * stride + r) * g.phase_length;
-        // Positions q * stride + r - pad_left inside the input and read
-        // by some output: [inside_begin, inside_end), copied straight.
+        // Positions q * stride + r - pad_left inside the input:
+        // [inside_begin, inside_end), copied straight. The row runs past
+        // the positions any output reads only under DotTaps' masked lanes.
         const int64_t inside_begin =
             std::min(g.phase_length, (std::max<int64_t>(0, g.pad_left - r) + stride - 1) / stride);
-        const int64_t inside_end =
-            std::clamp<int64_t>((std::min(read, g.length + g.pad_left) - r + stride - 1) / stride,
-                                inside_begin, g.phase_length);
+        const int64_t inside_end = std::clamp<int64_t>(
+            (g.length + g.pad_left - r + stride - 1) / stride, inside_begin, g.phase_length);
         const auto padded = [&](int64_t q) {
-          const int64_t j = q * stride + r;
-          const int64_t from =
-              j < read ? core::source_index(j - g.pad_left, g.length, g.padding_mode) : -1;
+          const int64_t from = core::padded_source_index(q * stride + r - g.pad_left, g.length,
+                                                         g.pad_left, g.pad_right, g.padding_mode);
           to[q] = from < 0 ? T(0) : row[from * x.length_stride];
         };
         for (int64_t q = 0; q < inside_begin; ++q) padded(q);
@@ -332,8 +331,7 @@ void RunTask(const TaskArgs<T>& args, void* scratch) {
     for (int64_t t0 = 0; t0 < g.out_length; t0 += g.chunk_steps) {
       const int64_t steps = std::min(g.chunk_steps, g.out_length - t0);
       StageInput(g, args.input, n, args.group * g.in_channels_per_group + first_channel, channels,
-                 width, pitch, t0 * g.stride - g.pad_left,
-                 (steps - 1) * g.stride + (g.kernel_size - 1) * g.dilation + 1 + g.extra_rows,
+                 width, pitch, t0 * g.stride - g.pad_left, RowsRead(g, steps) + g.extra_rows,
                  sources, stage);
       const T* const dy_rows = dy.data + n * dy.batch_stride +
                                args.group * cout * dy.channel_stride + t0 * dy.length_stride;

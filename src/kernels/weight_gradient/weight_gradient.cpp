@@ -27,7 +27,9 @@ constexpr int64_t kChunkSteps = 1024;
 // and accumulators (their own rate, ~0.2-0.35 of the FMA peak here).
 constexpr double kDotProductsBelow = 0.3;
 constexpr double kBusyAccumulators = 12;
-// The tiles' rate for the cost that decides the threads.
+// The bias gradient's rate (~0.1 ns an element) and the tiles' rate, for
+// the costs that decide the threads.
+constexpr double kBiasSecondsPerElement = 1e-10;
 constexpr double kFlopsPerSecond = 1e11;
 
 // In double, as the reference; contiguous rows in vectors, the others in
@@ -69,10 +71,9 @@ template <class T>
 void compute(const Target& target, const Problem& p, TensorRef<const T> input,
              TensorRef<const T> grad_output, T* grad_weight, T* grad_bias, int threads) {
   if (grad_bias != nullptr) {
-    bias_gradient(
-        target, p, grad_output, grad_bias,
-        core::threads_for_work(
-            static_cast<double>(p.batch * p.out_channels * grad_output.length) * 1e-10, threads));
+    const double elements = static_cast<double>(p.batch * p.out_channels * grad_output.length);
+    bias_gradient(target, p, grad_output, grad_bias,
+                  core::threads_for_work(elements * kBiasSecondsPerElement, threads));
   }
   const int64_t cin = p.in_channels_per_group();
   const int64_t cout = p.out_channels_per_group();
